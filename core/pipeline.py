@@ -1,0 +1,285 @@
+"""One turn through every stage: hear, feel, remember, answer, check, speak, keep.
+
+Each stage is reached through an interface from `core.stages`. A stage with no input is skipped
+and says why in `metadata.skipped_stages`; every stage that runs reports its time.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Iterator, Mapping
+from contextlib import contextmanager
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from time import perf_counter
+
+from core import moderation
+from core.emotions import Reading, fuse
+from core.errors import InputError
+from core.personas import PERSONAS, voice_style
+from core.prompts import NO_WORDS_REPLY, build_messages, clean_reply
+from core.stages import (
+    AudioCodec,
+    FaceEmotionReader,
+    MemoryStore,
+    ReplyGenerator,
+    SpeechSynthesizer,
+    TextEmotionReader,
+    ToxicityChecker,
+    Transcriber,
+    TurnStore,
+    VoiceEmotionReader,
+)
+from core.turn import (
+    EmotionAnalysis,
+    EmotionScore,
+    FusedEmotion,
+    Metadata,
+    PcmAudio,
+    ReplyAudio,
+    ReplyRequest,
+    Safety,
+    Turn,
+    TurnResult,
+    UserInput,
+)
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Stages:
+    codec: AudioCodec
+    transcriber: Transcriber
+    text_emotion: TextEmotionReader
+    face_emotion: FaceEmotionReader | None
+    voice_emotion: VoiceEmotionReader | None
+    memory: MemoryStore
+    replier: ReplyGenerator
+    fallback: ReplyGenerator
+    toxicity: ToxicityChecker
+    synthesizer: SpeechSynthesizer | None
+    store: TurnStore
+
+
+@dataclass(frozen=True)
+class PipelineSettings:
+    default_persona: str = "friend"
+    fusion_weights: Mapping[str, float] = field(
+        default_factory=lambda: {"text": 1.0, "image": 0.8, "voice": 0.6}
+    )
+    max_audio_seconds: float = 300.0
+    toxicity_threshold: float = 0.5
+    reply_max_sentences: int = 3
+    reply_max_chars: int = 400
+    expressiveness: float = 1.0
+
+
+class _Stopwatch:
+    def __init__(self) -> None:
+        self.times: dict[str, float] = {}
+        self.skipped: dict[str, str] = {}
+
+    @contextmanager
+    def stage(self, name: str) -> Iterator[None]:
+        start = perf_counter()
+        try:
+            yield
+        finally:
+            self.times[name] = round(perf_counter() - start, 4)
+
+    def skip(self, name: str, reason: str) -> None:
+        self.skipped[name] = reason
+
+
+class Pipeline:
+    def __init__(self, stages: Stages, settings: PipelineSettings | None = None) -> None:
+        self.stages = stages
+        self.settings = settings or PipelineSettings()
+
+    def models(self) -> dict[str, str]:
+        s = self.stages
+        named = {
+            "audio": s.codec, "stt": s.transcriber, "text_emotion": s.text_emotion,
+            "face_emotion": s.face_emotion, "voice_emotion": s.voice_emotion, "memory": s.memory,
+            "reply": s.replier, "toxicity": s.toxicity, "tts": s.synthesizer,
+        }
+        models = {key: (backend.name if backend else "none") for key, backend in named.items()}
+        models["toxicity"] += "+phrase-rules"
+        return models
+
+    def run(self, turn: Turn) -> TurnResult:
+        started = perf_counter()
+        s, cfg, clock = self.stages, self.settings, _Stopwatch()
+        models = self.models()
+        text = (turn.text or "").strip()
+        if not (text or turn.audio or turn.image):
+            raise InputError("Send me a message, a voice note or a selfie and I'll answer.")
+
+        audio, transcript, language = self._hear(turn, clock)
+        heard = " ".join(part for part in (text, transcript) if part)
+
+        text_emotions = self._read_text(heard, clock)
+        image_emotion = self._read_face(turn, clock)
+        voice_emotion = self._read_voice(audio, clock)
+        with clock.stage("fuse"):
+            fused = fuse(
+                [
+                    Reading("text", tuple(text_emotions)),
+                    Reading("image", (image_emotion,) if image_emotion else ()),
+                    Reading("voice", (voice_emotion,) if voice_emotion else ()),
+                ],
+                cfg.fusion_weights,
+            )
+
+        persona = self._persona(turn)
+        with clock.stage("input_check"):
+            input_scores = self._toxicity(heard) if heard else {}
+        input_verdict = moderation.judge(input_scores, cfg.toxicity_threshold)
+
+        if input_verdict.crisis:
+            clock.skip("generate_reply", "crisis language: answered with the care message")
+            response, safety, models["reply"] = moderation.CRISIS_REPLY, None, "crisis-care"
+        elif not heard and not turn.image:
+            clock.skip("generate_reply", "no words heard")
+            response, safety, models["reply"] = NO_WORDS_REPLY, None, "no-words"
+        else:
+            with clock.stage("recall_memory"):
+                history = s.memory.recall(turn.user_key, heard)
+            request = ReplyRequest(
+                build_messages(persona, fused, history, heard, cfg.reply_max_sentences),
+                persona, fused, turn.user_key,
+            )
+            response, safety, models["reply"] = self._answer(request, clock)
+        if safety is None:
+            safety = Safety(True, {}, "pass")
+        safety.input_scores = _rounded(input_scores)
+        safety.input_flags = list(input_verdict.reasons)
+        if input_verdict.harmful:
+            safety.action = "flagged_input"
+
+        reply_audio = self._speak(turn, response, fused, clock)
+
+        result = TurnResult(
+            user_input=UserInput(heard, transcript, bool(turn.audio), bool(turn.image)),
+            emotion_analysis=EmotionAnalysis(text_emotions, image_emotion, voice_emotion, fused),
+            response=response,
+            reply_audio=reply_audio,
+            safety=safety,
+            metadata=Metadata(
+                processing_time=0.0,
+                stage_times=clock.times,
+                models=models,
+                timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
+                skipped_stages=clock.skipped,
+                persona=persona,
+                language=language,
+            ),
+        )
+        with clock.stage("persist"):
+            result.metadata.message_id = s.store.save_turn(turn, result.to_dict())
+        result.metadata.processing_time = round(perf_counter() - started, 4)
+        return result
+
+    # -- stages ---------------------------------------------------------------------------
+
+    def _hear(self, turn: Turn, clock: _Stopwatch) -> tuple[PcmAudio | None, str | None, str | None]:
+        if not turn.audio:
+            clock.skip("decode_audio", "no audio")
+            clock.skip("transcribe", "no audio")
+            return None, None, None
+        with clock.stage("decode_audio"):
+            audio = self.stages.codec.decode(
+                turn.audio, turn.audio_mime, self.settings.max_audio_seconds
+            )
+        with clock.stage("transcribe"):
+            transcript = self.stages.transcriber.transcribe(audio)
+        return audio, transcript.text.strip(), transcript.language
+
+    def _read_text(self, text: str, clock: _Stopwatch) -> list[EmotionScore]:
+        if not text:
+            clock.skip("text_emotion", "no words")
+            return []
+        with clock.stage("text_emotion"):
+            return self.stages.text_emotion.read(text)
+
+    def _read_face(self, turn: Turn, clock: _Stopwatch) -> EmotionScore | None:
+        reader = self.stages.face_emotion
+        if not turn.image:
+            clock.skip("face_emotion", "no image")
+            return None
+        if reader is None:
+            clock.skip("face_emotion", "no face-emotion model configured")
+            return None
+        with clock.stage("face_emotion"):
+            reading = reader.read(turn.image)
+        if reading is None:
+            clock.skip("face_emotion", "no face found in the image")
+        return reading
+
+    def _read_voice(self, audio: PcmAudio | None, clock: _Stopwatch) -> EmotionScore | None:
+        reader = self.stages.voice_emotion
+        if audio is None:
+            clock.skip("voice_emotion", "no audio")
+            return None
+        if reader is None:
+            clock.skip("voice_emotion", "no voice-emotion model configured")
+            return None
+        with clock.stage("voice_emotion"):
+            return reader.read(audio)
+
+    def _persona(self, turn: Turn) -> str:
+        for choice in (turn.persona, self.stages.store.persona_for(turn)):
+            if choice in PERSONAS:
+                return choice
+        return self.settings.default_persona
+
+    def _toxicity(self, text: str) -> dict[str, float]:
+        return {**self.stages.toxicity.scores(text), **moderation.rule_scores(text)}
+
+    def _answer(self, request: ReplyRequest, clock: _Stopwatch) -> tuple[str, Safety, str]:
+        """Generate, check, regenerate once if harmful, then fall back to the rule-based reply."""
+        cfg, s = self.settings, self.stages
+        for attempt, action in enumerate(("pass", "regenerated")):
+            with clock.stage("generate_reply" if attempt == 0 else "regenerate_reply"):
+                try:
+                    reply = clean_reply(s.replier.generate(request), cfg.reply_max_sentences,
+                                        cfg.reply_max_chars)
+                except Exception:
+                    log.exception("reply generator %s failed; using the fallback", s.replier.name)
+                    break
+            if not reply:
+                continue
+            with clock.stage("safety_check"):
+                scores = self._toxicity(reply)
+            if not moderation.judge(scores, cfg.toxicity_threshold).harmful:
+                return reply, Safety(True, _rounded(scores), action), s.replier.name
+            log.info("generated reply failed the safety check (attempt %d)", attempt + 1)
+        with clock.stage("fallback_reply"):
+            reply = s.fallback.generate(request)
+            scores = self._toxicity(reply)
+        return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
+
+    def _speak(self, turn: Turn, text: str, fused: FusedEmotion, clock: _Stopwatch) -> ReplyAudio | None:
+        synthesizer = self.stages.synthesizer
+        if not turn.want_voice:
+            clock.skip("synthesize_voice", "voice replies are off")
+            return None
+        if synthesizer is None:
+            clock.skip("synthesize_voice", "no speech synthesizer configured")
+            return None
+        try:
+            with clock.stage("synthesize_voice"):
+                pcm = synthesizer.synthesize(text, voice_style(fused, self.settings.expressiveness))
+                note = self.stages.codec.encode_voice_note(pcm)
+                path = self.stages.store.save_reply_audio(turn, note)
+        except Exception:
+            # The words still reach the user; a missing voice note must not lose the reply.
+            log.exception("speech synthesis failed; replying with text only")
+            clock.skip("synthesize_voice", "synthesis failed; text reply only")
+            return None
+        return ReplyAudio(path=path, mime_type="audio/ogg", duration_s=round(pcm.duration_s, 3))
+
+
+def _rounded(scores: dict[str, float]) -> dict[str, float]:
+    return {name: round(float(value), 4) for name, value in scores.items()}

@@ -1,0 +1,63 @@
+"""Turning a turn, its emotion and the user's history into chat messages, and back into speech."""
+
+from __future__ import annotations
+
+import re
+
+from core.personas import PERSONAS, emotion_guidance
+from core.turn import ChatMessage, FusedEmotion, Memory
+
+MAX_USER_CHARS = 2000
+
+NO_WORDS_REPLY = (
+    "I couldn't hear any words in that voice note. Could you try again, a little closer to the mic?"
+)
+IMAGE_ONLY_PROMPT = "(The user sent a selfie without any words.)"
+
+
+def build_messages(
+    persona: str,
+    fused: FusedEmotion,
+    history: list[Memory],
+    user_text: str,
+    max_sentences: int,
+) -> list[ChatMessage]:
+    system = (
+        f"{PERSONAS[persona]} {emotion_guidance(fused)} "
+        f"Answer in at most {max_sentences} short sentences of plain spoken language."
+    )
+    messages = [ChatMessage("system", system)]
+    messages += [ChatMessage(m.role, m.text) for m in history]
+    messages.append(ChatMessage("user", user_text[:MAX_USER_CHARS] or IMAGE_ONLY_PROMPT))
+    return messages
+
+
+_MARKDOWN = re.compile(r"[*_`#>~|]+")
+_URL = re.compile(r"https?://\S+|www\.\S+")
+_LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
+# Pictographs, dingbats, flags and their joiners: nothing a voice should try to read out.
+_EMOJI = re.compile(
+    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff\u200d\ufe0f\u2b50\u2b06-\u2b07]"
+)
+_SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
+
+
+def clean_reply(text: str, max_sentences: int, max_chars: int) -> str:
+    """Make a generated reply fit to be read aloud: no markdown, links or emoji, short, whole sentences."""
+    text = _LINK.sub(r"\1", text)
+    text = _URL.sub("", text)
+    text = _EMOJI.sub("", text)
+    text = _MARKDOWN.sub("", text)
+    text = " ".join(text.split())
+    sentences = [s for s in _SENTENCE_END.split(text) if s]
+    if len(sentences) > 1 and not sentences[-1].endswith((".", "!", "?")):
+        sentences.pop()  # cut off by the token limit
+    kept: list[str] = []
+    for sentence in sentences[:max_sentences]:
+        if kept and len(" ".join([*kept, sentence])) > max_chars:
+            break
+        kept.append(sentence)
+    reply = " ".join(kept)
+    if len(reply) > max_chars:
+        reply = reply[:max_chars].rsplit(" ", 1)[0].rstrip(",;:") + "..."
+    return reply

@@ -1,0 +1,86 @@
+"""The small interfaces each pipeline stage is reached through.
+
+Every backend has a `name` that goes into the result's `metadata.models`.
+"""
+
+from __future__ import annotations
+
+from typing import Protocol
+
+from core.turn import EmotionScore, Memory, PcmAudio, ReplyRequest, Transcript, Turn, VoiceStyle
+
+
+class AudioCodec(Protocol):
+    name: str
+
+    def decode(self, data: bytes, mime_type: str | None, max_seconds: float) -> PcmAudio:
+        """Any voice-note or audio-file format to 16 kHz mono PCM.
+
+        Raises InputError if the data is unreadable or longer than `max_seconds`.
+        """
+
+    def encode_voice_note(self, audio: PcmAudio) -> bytes:
+        """Mono PCM to an OGG/Opus voice note."""
+
+
+class Transcriber(Protocol):
+    name: str
+
+    def transcribe(self, audio: PcmAudio) -> Transcript: ...
+
+
+class TextEmotionReader(Protocol):
+    name: str
+
+    def read(self, text: str) -> list[EmotionScore]:
+        """Top fine labels, most confident first."""
+
+
+class FaceEmotionReader(Protocol):
+    name: str
+
+    def read(self, image: bytes) -> EmotionScore | None:
+        """The largest face's emotion, None when no face is found; InputError if not an image."""
+
+
+class VoiceEmotionReader(Protocol):
+    name: str
+
+    def read(self, audio: PcmAudio) -> EmotionScore: ...
+
+
+class MemoryStore(Protocol):
+    name: str
+
+    def recall(self, user_key: str, text: str) -> list[Memory]:
+        """What this user said before that the reply should know about, oldest first."""
+
+
+class ReplyGenerator(Protocol):
+    name: str
+
+    def generate(self, request: ReplyRequest) -> str: ...
+
+
+class ToxicityChecker(Protocol):
+    name: str
+
+    def scores(self, text: str) -> dict[str, float]:
+        """Named scores in [0, 1]; higher is more harmful."""
+
+
+class SpeechSynthesizer(Protocol):
+    name: str
+
+    def synthesize(self, text: str, style: VoiceStyle) -> PcmAudio: ...
+
+
+class TurnStore(Protocol):
+    def persona_for(self, turn: Turn) -> str | None:
+        """The persona this user chose earlier, if any."""
+
+    def save_reply_audio(self, turn: Turn, voice_note: bytes) -> str:
+        """Keep the reply voice note; returns its path."""
+
+    def save_turn(self, turn: Turn, result: dict) -> int:
+        """Persist the turn and its result; returns the message id."""

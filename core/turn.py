@@ -1,0 +1,156 @@
+"""What comes in (a Turn) and what goes out (a TurnResult), as plain dataclasses."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import numpy as np
+
+
+@dataclass(frozen=True)
+class Turn:
+    """One message from one user on one platform, before any processing.
+
+    Content fields are kept out of repr() so a logged Turn never leaks what the user said.
+    """
+
+    user_id: str
+    platform: str = "cli"
+    chat_id: str = ""
+    text: str | None = field(default=None, repr=False)
+    audio: bytes | None = field(default=None, repr=False)
+    audio_mime: str | None = None
+    image: bytes | None = field(default=None, repr=False)
+    persona: str | None = None
+    message_id: str | None = None
+    want_voice: bool = True
+
+    @property
+    def user_key(self) -> str:
+        """One identity per person per platform, whatever chat they write from."""
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class PcmAudio:
+    """Mono float32 samples in [-1, 1]."""
+
+    samples: np.ndarray = field(repr=False)
+    sample_rate: int
+
+    @property
+    def duration_s(self) -> float:
+        return len(self.samples) / self.sample_rate
+
+
+@dataclass(frozen=True)
+class Transcript:
+    text: str
+    language: str | None = None
+
+
+@dataclass(frozen=True)
+class EmotionScore:
+    emotion: str
+    confidence: float
+
+
+@dataclass(frozen=True)
+class FusedEmotion:
+    primary_emotion: str
+    confidence: float
+    source: str
+
+
+@dataclass(frozen=True)
+class ChatMessage:
+    role: str  # "system" | "user" | "assistant"
+    content: str
+
+
+@dataclass(frozen=True)
+class ReplyRequest:
+    """Everything a reply generator may use: the prompt, and what it was built from."""
+
+    messages: list[ChatMessage]
+    persona: str
+    emotion: FusedEmotion
+    user_key: str
+
+
+@dataclass(frozen=True)
+class Memory:
+    """Something the user said before, as the reply generator should see it."""
+
+    text: str
+    role: str = "user"
+    when: str | None = None
+
+
+@dataclass(frozen=True)
+class VoiceStyle:
+    """How the reply should sound: 1.0 is the voice's neutral delivery."""
+
+    rate: float = 1.0
+    energy: float = 1.0
+
+
+@dataclass
+class ReplyAudio:
+    path: str
+    mime_type: str
+    duration_s: float
+
+
+@dataclass
+class Safety:
+    """`is_safe` and `toxicity_scores` are about the reply sent; `input_*` about the user's words."""
+
+    is_safe: bool
+    toxicity_scores: dict[str, float]
+    action: str
+    input_scores: dict[str, float] = field(default_factory=dict)
+    input_flags: list[str] = field(default_factory=list)
+
+
+@dataclass
+class EmotionAnalysis:
+    text_emotions: list[EmotionScore]
+    image_emotion: EmotionScore | None
+    voice_emotion: EmotionScore | None
+    fused_emotion: FusedEmotion
+
+
+@dataclass
+class UserInput:
+    text: str
+    transcript: str | None
+    has_audio: bool
+    has_image: bool
+
+
+@dataclass
+class Metadata:
+    processing_time: float
+    stage_times: dict[str, float]
+    models: dict[str, str]
+    timestamp: str
+    skipped_stages: dict[str, str] = field(default_factory=dict)
+    persona: str = ""
+    language: str | None = None
+    message_id: int | None = None
+
+
+@dataclass
+class TurnResult:
+    user_input: UserInput
+    emotion_analysis: EmotionAnalysis
+    response: str
+    reply_audio: ReplyAudio | None
+    safety: Safety
+    metadata: Metadata
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)

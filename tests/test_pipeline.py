@@ -1,0 +1,180 @@
+"""The pipeline's own decisions, with small stand-in stages (the real ones are tested elsewhere)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from core.errors import InputError
+from core.moderation import CRISIS_REPLY
+from core.pipeline import Pipeline, Stages
+from core.prompts import NO_WORDS_REPLY
+from core.turn import EmotionScore, PcmAudio, Transcript, Turn
+
+
+class Codec:
+    name = "codec"
+
+    def decode(self, data, mime_type, max_seconds):
+        return PcmAudio(np.zeros(16000, np.float32), 16000)
+
+    def encode_voice_note(self, audio):
+        return b"OggS"
+
+
+class Transcriber:
+    name = "stt"
+
+    def __init__(self, text="hello"):
+        self.text = text
+
+    def transcribe(self, audio):
+        return Transcript(self.text, "en")
+
+
+class TextReader:
+    name = "text"
+
+    def read(self, text):
+        return [EmotionScore("joy", 0.9)]
+
+
+class Replier:
+    name = "llm"
+
+    def __init__(self, *replies):
+        self.replies = list(replies)
+        self.requests = []
+
+    def generate(self, request):
+        self.requests.append(request)
+        reply = self.replies.pop(0)
+        if isinstance(reply, Exception):
+            raise reply
+        return reply
+
+
+class Fallback:
+    name = "rules"
+
+    def generate(self, request):
+        return "I'm listening."
+
+
+class Toxicity:
+    name = "tox"
+
+    def scores(self, text):
+        return {"profanity": 0.9 if "idiot" in text else 0.1}
+
+
+class Synthesizer:
+    name = "tts"
+
+    def __init__(self, fail=False):
+        self.fail = fail
+
+    def synthesize(self, text, style):
+        if self.fail:
+            raise RuntimeError("voice broke")
+        return PcmAudio(np.zeros(8000, np.float32), 16000)
+
+
+class Memory:
+    name = "memory"
+
+    def recall(self, user_key, text):
+        return []
+
+
+class Store:
+    def __init__(self):
+        self.saved = []
+
+    def persona_for(self, turn):
+        return None
+
+    def save_reply_audio(self, turn, voice_note):
+        return "/tmp/reply.ogg"
+
+    def save_turn(self, turn, result):
+        self.saved.append(result)
+        return len(self.saved)
+
+
+def make(replier=None, synthesizer=None, transcriber=None):
+    return Pipeline(Stages(
+        codec=Codec(), transcriber=transcriber or Transcriber(), text_emotion=TextReader(),
+        face_emotion=None, voice_emotion=None, memory=Memory(),
+        replier=replier or Replier("How lovely!"), fallback=Fallback(), toxicity=Toxicity(),
+        synthesizer=synthesizer or Synthesizer(), store=Store(),
+    ))
+
+
+def test_text_turn_skips_the_audio_stages_and_says_why():
+    pipeline = make()
+    result = pipeline.run(Turn(user_id="u1", text="Good day!")).to_dict()
+    skipped = result["metadata"]["skipped_stages"]
+    assert skipped["transcribe"] == "no audio" and skipped["face_emotion"] == "no image"
+    assert "transcribe" not in result["metadata"]["stage_times"]
+    assert {"text_emotion", "fuse", "generate_reply", "synthesize_voice", "persist"} <= set(
+        result["metadata"]["stage_times"])
+    assert result["response"] == "How lovely!"
+    assert result["safety"]["action"] == "pass"
+    assert result["reply_audio"] == {"path": "/tmp/reply.ogg", "mime_type": "audio/ogg", "duration_s": 0.5}
+    assert pipeline.stages.store.saved[0]["response"] == "How lovely!"
+
+
+def test_voice_turn_uses_the_transcript():
+    result = make().run(Turn(user_id="u1", audio=b"x", audio_mime="audio/ogg")).to_dict()
+    assert result["user_input"] == {"text": "hello", "transcript": "hello", "has_audio": True,
+                                    "has_image": False}
+
+
+def test_empty_turn_is_refused_with_a_message():
+    with pytest.raises(InputError, match="Send me a message"):
+        make().run(Turn(user_id="u1", text="   "))
+
+
+def test_silence_gets_a_sensible_reply_not_a_model_guess():
+    replier = Replier("should not be asked")
+    result = make(replier=replier, transcriber=Transcriber("")).run(Turn(user_id="u1", audio=b"x"))
+    assert result.response == NO_WORDS_REPLY and not replier.requests
+
+
+def test_unsafe_reply_is_regenerated_once():
+    result = make(replier=Replier("You idiot.", "That sounds hard.")).run(Turn(user_id="u1", text="hi"))
+    assert (result.response, result.safety.action) == ("That sounds hard.", "regenerated")
+
+
+def test_twice_unsafe_or_failing_generator_falls_back():
+    for replier in (Replier("idiot!", "idiot again!"), Replier(RuntimeError("model crashed"))):
+        result = make(replier=replier).run(Turn(user_id="u1", text="hi"))
+        assert (result.response, result.safety.action) == ("I'm listening.", "fallback")
+        assert result.metadata.models["reply"] == "rules"
+
+
+def test_toxic_input_is_flagged_but_still_answered():
+    result = make().run(Turn(user_id="u1", text="you idiot"))
+    assert result.safety.action == "flagged_input"
+    assert result.safety.input_flags == ["profanity"]
+    assert result.response == "How lovely!"
+
+
+def test_crisis_language_gets_the_care_message_and_a_flag():
+    replier = Replier("should not be asked")
+    result = make(replier=replier).run(Turn(user_id="u1", text="I want to end my life"))
+    assert result.response == CRISIS_REPLY and not replier.requests
+    assert result.safety.action == "flagged_input" and "self_harm" in result.safety.input_flags
+
+
+def test_failed_synthesis_still_sends_the_words():
+    result = make(synthesizer=Synthesizer(fail=True)).run(Turn(user_id="u1", text="hi"))
+    assert result.reply_audio is None and result.response == "How lovely!"
+    assert result.metadata.skipped_stages["synthesize_voice"] == "synthesis failed; text reply only"
+
+
+def test_voice_off_skips_synthesis():
+    result = make().run(Turn(user_id="u1", text="hi", want_voice=False))
+    assert result.reply_audio is None
+    assert result.metadata.skipped_stages["synthesize_voice"] == "voice replies are off"

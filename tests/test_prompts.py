@@ -1,0 +1,35 @@
+from core.personas import voice_style
+from core.prompts import build_messages, clean_reply
+from core.turn import FusedEmotion, Memory
+
+
+def test_reply_is_made_fit_to_be_spoken():
+    raw = "**Great news!** 🎉 See [this page](https://x.example) or https://y.example. You did it!"
+    assert clean_reply(raw, max_sentences=3, max_chars=400) == "Great news! See this page or You did it!"
+
+
+def test_reply_keeps_whole_sentences_within_the_limits():
+    raw = "One. Two is here. Three comes next. Four never shows."
+    assert clean_reply(raw, max_sentences=2, max_chars=400) == "One. Two is here."
+    assert clean_reply("I am glad. That is so good for", 3, 400) == "I am glad."
+    assert clean_reply("word " * 200, 3, 50).endswith("...")
+    assert len(clean_reply("word " * 200, 3, 50)) <= 53
+
+
+def test_messages_carry_persona_emotion_history_and_the_words():
+    fused = FusedEmotion("sadness", 0.7, "fused_conflict")
+    history = [Memory("My dog is ill.", "user"), Memory("I'm sorry to hear that.", "assistant")]
+    messages = build_messages("tutor", fused, history, "I'm fine.", max_sentences=2)
+    system = messages[0].content
+    assert messages[0].role == "system"
+    assert "patient tutor" in system and "sad" in system and "do not seem to match" in system
+    assert [m.role for m in messages[1:]] == ["user", "assistant", "user"]
+    assert messages[-1].content == "I'm fine."
+
+
+def test_voice_style_follows_the_feeling_and_can_be_turned_off():
+    sad = voice_style(FusedEmotion("sadness", 0.9, "text_only"), expressiveness=1.0)
+    happy = voice_style(FusedEmotion("joy", 0.9, "text_only"), expressiveness=1.0)
+    assert sad.rate < 1.0 < happy.rate and sad.energy < 1.0 < happy.energy
+    flat = voice_style(FusedEmotion("sadness", 0.9, "text_only"), expressiveness=0.0)
+    assert (flat.rate, flat.energy) == (1.0, 1.0)
