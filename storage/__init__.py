@@ -1,0 +1,1 @@
+"""Persistence: SQL (SQLAlchemy + Alembic), memory and audio blobs."""

@@ -1,0 +1,89 @@
+"""The SQL schema. Alembic migrations in `storage/migrations` create and evolve it."""
+
+from __future__ import annotations
+
+from datetime import datetime, timezone
+
+from sqlalchemy import JSON, Boolean, DateTime, Float, ForeignKey, String, Text, UniqueConstraint
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+
+
+def utcnow() -> datetime:
+    return datetime.now(timezone.utc)
+
+
+class Base(DeclarativeBase):
+    pass
+
+
+class User(Base):
+    """One person on one platform (a Telegram user and a Discord user are two rows)."""
+
+    __tablename__ = "users"
+    __table_args__ = (UniqueConstraint("platform", "platform_user_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    platform_user_id: Mapped[str] = mapped_column(String(128))
+    persona: Mapped[str | None] = mapped_column(String(32))
+    banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    messages: Mapped[list[Message]] = relationship(back_populates="user", cascade="all, delete-orphan")
+
+
+class Message(Base):
+    """A turn: what the user sent, what Heartline read in it, and what it answered."""
+
+    __tablename__ = "messages"
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "platform_message_id"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(128), default="")
+    platform_message_id: Mapped[str | None] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    text: Mapped[str] = mapped_column(Text, default="")
+    transcript: Mapped[str | None] = mapped_column(Text)
+    has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
+    has_image: Mapped[bool] = mapped_column(Boolean, default=False)
+    response: Mapped[str] = mapped_column(Text, default="")
+    reply_audio_path: Mapped[str | None] = mapped_column(String(512))
+    emotion: Mapped[str] = mapped_column(String(32), default="neutral")
+    emotion_confidence: Mapped[float] = mapped_column(Float, default=0.0)
+    emotion_analysis: Mapped[dict] = mapped_column(JSON, default=dict)
+    safety: Mapped[dict] = mapped_column(JSON, default=dict)
+    details: Mapped[dict] = mapped_column(JSON, default=dict)
+
+    user: Mapped[User] = relationship(back_populates="messages")
+
+
+class VoiceProfile(Base):
+    """A user's registered voice: their own clips, checked, with consent recorded."""
+
+    __tablename__ = "voice_profiles"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
+    model_name: Mapped[str] = mapped_column(String(128))
+    clip_paths: Mapped[list] = mapped_column(JSON, default=list)
+    transcripts: Mapped[list] = mapped_column(JSON, default=list)
+    speaker_embedding: Mapped[list | None] = mapped_column(JSON)
+    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ModerationEvent(Base):
+    """Something an admin should look at, e.g. a flagged message."""
+
+    __tablename__ = "moderation_events"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    message_id: Mapped[int | None] = mapped_column(ForeignKey("messages.id", ondelete="SET NULL"))
+    kind: Mapped[str] = mapped_column(String(32))
+    reasons: Mapped[list] = mapped_column(JSON, default=list)
+    status: Mapped[str] = mapped_column(String(16), default="open", index=True)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

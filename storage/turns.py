@@ -1,0 +1,100 @@
+"""The SQL side of a turn: who the user is, what they said, what Heartline answered."""
+
+from __future__ import annotations
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session, sessionmaker
+
+from core.turn import Memory, Turn
+from storage.blobs import AudioBlobs
+from storage.tables import Message, ModerationEvent, User
+
+
+def split_user_key(user_key: str) -> tuple[str, str]:
+    platform, _, platform_user_id = user_key.partition(":")
+    return platform, platform_user_id
+
+
+def get_or_create_user(session: Session, platform: str, platform_user_id: str) -> User:
+    user = session.scalar(
+        select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+    )
+    if user is None:
+        user = User(platform=platform, platform_user_id=platform_user_id)
+        session.add(user)
+        session.flush()
+    return user
+
+
+class SqlTurnStore:
+    def __init__(self, sessions: sessionmaker[Session], blobs: AudioBlobs) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+
+    def persona_for(self, turn: Turn) -> str | None:
+        with self.sessions() as session:
+            return session.scalar(
+                select(User.persona).where(
+                    User.platform == turn.platform, User.platform_user_id == turn.user_id
+                )
+            )
+
+    def save_reply_audio(self, turn: Turn, voice_note: bytes) -> str:
+        return str(self.blobs.save(turn.user_key, voice_note, ".ogg"))
+
+    def save_turn(self, turn: Turn, result: dict) -> int:
+        user_input, emotions = result["user_input"], result["emotion_analysis"]
+        with self.sessions.begin() as session:
+            user = get_or_create_user(session, turn.platform, turn.user_id)
+            message = Message(
+                user=user,
+                platform=turn.platform,
+                chat_id=turn.chat_id,
+                platform_message_id=turn.message_id,
+                text=user_input["text"],
+                transcript=user_input["transcript"],
+                has_audio=user_input["has_audio"],
+                has_image=user_input["has_image"],
+                response=result["response"],
+                reply_audio_path=(result["reply_audio"] or {}).get("path"),
+                emotion=emotions["fused_emotion"]["primary_emotion"],
+                emotion_confidence=emotions["fused_emotion"]["confidence"],
+                emotion_analysis=emotions,
+                safety=result["safety"],
+                details=result["metadata"],
+            )
+            session.add(message)
+            session.flush()
+            if result["safety"]["action"] == "flagged_input":
+                session.add(ModerationEvent(user_id=user.id, message_id=message.id, kind="flagged_input",
+                                            reasons=result["safety"]["input_flags"]))
+            return message.id
+
+
+class SqlHistory:
+    """Memory as the user's recent turns from SQL (semantic recall comes with the memory store)."""
+
+    name = "sql-recent-turns"
+
+    def __init__(self, sessions: sessionmaker[Session], turns: int = 4) -> None:
+        self.sessions = sessions
+        self.turns = turns
+
+    def recall(self, user_key: str, text: str) -> list[Memory]:
+        platform, platform_user_id = split_user_key(user_key)
+        with self.sessions() as session:
+            rows = session.scalars(
+                select(Message)
+                .join(User)
+                .where(User.platform == platform, User.platform_user_id == platform_user_id)
+                .order_by(Message.id.desc())
+                .limit(self.turns)
+            ).all()
+        memories: list[Memory] = []
+        for row in reversed(rows):
+            when = row.created_at.isoformat(timespec="seconds")
+            if row.text:
+                memories.append(Memory(row.text, "user", when))
+            memories.append(Memory(row.response, "assistant", when))
+        return memories
+

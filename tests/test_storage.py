@@ -1,0 +1,95 @@
+"""Storage on SQLite and on the real PostgreSQL server, schema made by the Alembic migrations."""
+
+from __future__ import annotations
+
+import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import inspect, select
+from sqlalchemy.exc import IntegrityError
+
+from core.turn import Turn
+from storage.blobs import AudioBlobs
+from storage.db import make_engine, migrate, session_factory
+from storage.tables import Base, Message, ModerationEvent, User
+from storage.turns import SqlHistory, SqlTurnStore
+
+
+@pytest.fixture(params=["sqlite", "postgres"])
+def engine(request, tmp_path):
+    url = f"sqlite:///{tmp_path / 'h.db'}" if request.param == "sqlite" else request.getfixturevalue("postgres_url")
+    engine = make_engine(url)
+    migrate(engine)
+    yield engine
+    if request.param == "postgres":
+        Base.metadata.drop_all(engine)
+        with engine.begin() as connection:
+            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    engine.dispose()
+
+
+def result(text="hi", response="hello", action="pass", flags=()):
+    return {
+        "user_input": {"text": text, "transcript": None, "has_audio": False, "has_image": False},
+        "emotion_analysis": {"text_emotions": [{"emotion": "joy", "confidence": 0.9}],
+                             "image_emotion": None, "voice_emotion": None,
+                             "fused_emotion": {"primary_emotion": "joy", "confidence": 0.9,
+                                               "source": "text_only"}},
+        "response": response, "reply_audio": None,
+        "safety": {"is_safe": True, "toxicity_scores": {}, "action": action,
+                   "input_scores": {}, "input_flags": list(flags)},
+        "metadata": {"processing_time": 1.0},
+    }
+
+
+def test_migrations_create_exactly_the_models_schema(engine):
+    assert {"users", "messages", "voice_profiles", "moderation_events"} <= set(inspect(engine).get_table_names())
+    with engine.connect() as connection:
+        assert compare_metadata(MigrationContext.configure(connection), Base.metadata) == []
+    migrate(engine)  # a second start changes nothing
+
+
+def test_turns_are_kept_per_platform_identity_and_recalled_in_order(engine, tmp_path):
+    sessions = session_factory(engine)
+    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
+    for i in range(3):
+        store.save_turn(Turn(user_id="42", platform="telegram", chat_id="c"), result(f"t{i}", f"r{i}"))
+    store.save_turn(Turn(user_id="42", platform="discord"), result("other platform", "x"))
+    history = SqlHistory(sessions, turns=2).recall("telegram:42", "anything")
+    assert [(m.role, m.text) for m in history] == [
+        ("user", "t1"), ("assistant", "r1"), ("user", "t2"), ("assistant", "r2")]
+    with sessions() as session:
+        assert session.scalar(select(User.id).where(User.platform == "discord")) is not None
+        assert len(session.scalars(select(User)).all()) == 2
+
+
+def test_one_platform_message_is_stored_once(engine, tmp_path):
+    store = SqlTurnStore(session_factory(engine), AudioBlobs(tmp_path / "audio"))
+    turn = Turn(user_id="7", platform="telegram", chat_id="c", message_id="1001")
+    store.save_turn(turn, result())
+    with pytest.raises(IntegrityError):
+        store.save_turn(turn, result())
+
+
+def test_flagged_input_opens_a_moderation_event_and_deleting_a_user_removes_everything(engine, tmp_path):
+    sessions = session_factory(engine)
+    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
+    message_id = store.save_turn(Turn(user_id="9"), result(action="flagged_input", flags=["threat"]))
+    with sessions.begin() as session:
+        event = session.scalar(select(ModerationEvent))
+        assert (event.message_id, event.kind, event.reasons, event.status) == (
+            message_id, "flagged_input", ["threat"], "open")
+        session.delete(session.scalar(select(User)))
+    with sessions() as session:
+        assert session.scalars(select(Message)).all() == []
+        assert session.scalars(select(ModerationEvent)).all() == []
+
+
+def test_reply_audio_lives_in_a_per_user_folder_that_never_contains_the_id(tmp_path):
+    blobs = AudioBlobs(tmp_path)
+    path = blobs.save("telegram:../../etc", b"OggS", ".ogg")
+    assert path.parent.parent == tmp_path and "etc" not in str(path)
+    assert blobs.resolve(str(path.relative_to(tmp_path))) == path.resolve()
+    assert blobs.resolve("../outside.ogg") is None
+    blobs.delete_user("telegram:../../etc")
+    assert not path.exists()
