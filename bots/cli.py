@@ -1,0 +1,181 @@
+"""`heartline`: the command line. `--json` output is the only thing written to stdout."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import mimetypes
+import os
+import shutil
+import sys
+from pathlib import Path
+
+from config.settings import Settings
+from core.errors import InputError
+from core.personas import persona_names
+from core.turn import Turn
+from workers.queues import JobFailed
+
+log = logging.getLogger("heartline")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = _parser()
+    args = parser.parse_args(argv)
+    if not getattr(args, "command", None):
+        parser.print_help()
+        return 0
+    settings = Settings()
+    _setup_logging(settings.log_level)
+    try:
+        return args.handler(args, settings)
+    except CliError as error:
+        print(f"heartline: {error}", file=sys.stderr)
+        return 2
+    except InputError as error:
+        print(f"heartline: {error}", file=sys.stderr)
+        return 1
+    except (JobFailed, TimeoutError) as error:
+        print(f"heartline: {error}; see the worker's log", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        return 130
+
+
+class CliError(Exception):
+    """A mistake in how the command was called (a missing file, say)."""
+
+
+def _parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="heartline", description="Heartline, an emotion-aware voice companion."
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+
+    reply = commands.add_parser("reply", help="run one turn and print the result")
+    reply.add_argument("--user", required=True, help="user id (any string; one memory per user)")
+    reply.add_argument("--text", help="what the user writes")
+    reply.add_argument("--audio", type=Path, help="a voice note or audio file")
+    reply.add_argument("--image", type=Path, help="a selfie")
+    reply.add_argument("--persona", choices=persona_names())
+    reply.add_argument("--no-voice", action="store_true", help="reply with text only")
+    reply.add_argument("--out", type=Path, help="directory to copy the reply voice note into")
+    reply.add_argument("--json", action="store_true", help="print the result as JSON")
+    reply.set_defaults(handler=_reply)
+
+    run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
+    run.set_defaults(handler=_run)
+
+    worker = commands.add_parser("worker", help="process jobs from Redis (needs HEARTLINE_REDIS_URL)")
+    worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
+    worker.set_defaults(handler=_worker)
+
+    config = commands.add_parser("config", help="print the effective settings, secrets masked")
+    config.add_argument("--json", action="store_true")
+    config.set_defaults(handler=_config)
+    return parser
+
+
+def _setup_logging(level: str) -> None:
+    logging.basicConfig(
+        stream=sys.stderr, level=level.upper(),
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+    )
+    # Libraries chatter at INFO (and some print progress bars); keep stderr for what matters.
+    for noisy in ("httpx", "transformers", "sentence_transformers", "faster_whisper", "piper"):
+        logging.getLogger(noisy).setLevel(logging.WARNING)
+    os.environ.setdefault("TQDM_DISABLE", "1")
+
+
+def _read(path: Path | None, what: str) -> bytes | None:
+    if path is None:
+        return None
+    if not path.is_file():
+        raise CliError(f"{what} file not found: {path}")
+    return path.read_bytes()
+
+
+def _reply(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.queues import RedisQueue, make_queue
+
+    turn = Turn(
+        user_id=args.user,
+        platform="cli",
+        chat_id="cli",
+        text=args.text,
+        audio=_read(args.audio, "audio"),
+        audio_mime=mimetypes.guess_type(args.audio.name)[0] if args.audio else None,
+        image=_read(args.image, "image"),
+        persona=args.persona,
+        want_voice=not args.no_voice,
+    )
+    for data, what in ((turn.audio, "audio"), (turn.image, "image")):
+        if data is not None and len(data) > settings.max_upload_bytes:
+            raise CliError(f"the {what} file is larger than {settings.max_upload_bytes // 2**20} MB")
+    queue = make_queue(settings)
+    if isinstance(queue, RedisQueue) and not queue.workers_listening():
+        log.warning("no worker is listening on queue %r yet; start one with `heartline worker`",
+                    settings.queue_name)
+    result = queue.submit(turn).result(timeout=settings.job_timeout_s + 60)
+    if args.out and result["reply_audio"]:
+        args.out.mkdir(parents=True, exist_ok=True)
+        copy = args.out / f"reply-{result['metadata']['message_id']}.ogg"
+        shutil.copyfile(result["reply_audio"]["path"], copy)
+        result["reply_audio"]["path"] = str(copy)
+    if args.json:
+        print(json.dumps(result, ensure_ascii=False, indent=2))
+    else:
+        print(_describe(result))
+    return 0
+
+
+def _describe(result: dict) -> str:
+    emotions = result["emotion_analysis"]
+    fused = emotions["fused_emotion"]
+    lines = []
+    if result["user_input"]["transcript"] is not None:
+        lines.append(f"heard:     {result['user_input']['transcript'] or '(no words)'}")
+    if emotions["text_emotions"]:
+        lines.append("words:     " + ", ".join(
+            f"{e['emotion']} {e['confidence']:.2f}" for e in emotions["text_emotions"]))
+    lines.append(f"feeling:   {fused['primary_emotion']} ({fused['confidence']:.2f}, {fused['source']})")
+    lines.append(f"heartline: {result['response']}")
+    if result["reply_audio"]:
+        audio = result["reply_audio"]
+        lines.append(f"voice:     {audio['path']} ({audio['duration_s']:.1f} s)")
+    lines.append(f"took:      {result['metadata']['processing_time']:.1f} s")
+    return "\n".join(lines)
+
+
+def _run(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.web.server import serve
+
+    for name, token in (("Telegram", settings.telegram_bot_token),
+                        ("Discord", settings.discord_bot_token)):
+        if token is not None:
+            log.warning("%s token set, but the %s adapter is not built yet", name, name)
+    serve(settings)
+    return 0
+
+
+def _worker(args: argparse.Namespace, settings: Settings) -> int:
+    from workers.worker import run_worker
+
+    run_worker(settings, burst=args.burst)
+    return 0
+
+
+def _config(args: argparse.Namespace, settings: Settings) -> int:
+    values = settings.masked()
+    if args.json:
+        print(json.dumps(values, indent=2))
+    else:
+        width = max(map(len, values))
+        for key, value in values.items():
+            print(f"{key:<{width}}  {value}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,128 @@
+"""Typed settings from `HEARTLINE_*` environment variables and an optional TOML file.
+
+Precedence: environment, then the TOML file (`HEARTLINE_CONFIG_FILE`, else `config/heartline.toml`
+if present), then the defaults below.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Literal
+
+from pydantic import AliasChoices, Field, SecretStr, field_validator
+from pydantic_settings import (
+    BaseSettings,
+    PydanticBaseSettingsSource,
+    SettingsConfigDict,
+    TomlConfigSettingsSource,
+)
+
+DEFAULT_TOML = Path(__file__).parent / "heartline.toml"
+
+
+def _toml_file() -> Path | None:
+    path = Path(os.environ["HEARTLINE_CONFIG_FILE"]) if os.environ.get("HEARTLINE_CONFIG_FILE") else DEFAULT_TOML
+    return path if path.is_file() else None
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(env_prefix="HEARTLINE_", extra="ignore")
+
+    # Where everything the bot keeps lives: database, audio, memory, model cache.
+    data_dir: Path = Path("data")
+    database_url: str | None = Field(default=None, description="default: SQLite file in data_dir")
+    redis_url: str | None = Field(default=None, description="unset: embedded in-process queue")
+    queue_name: str = "heartline"
+    job_timeout_s: int = 600
+    job_retries: int = 2
+    job_retry_intervals_s: list[int] = [5, 30]
+    result_ttl_s: int = 3600
+
+    web_host: str = "127.0.0.1"
+    web_port: int = 8080
+    telegram_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HEARTLINE_TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN")
+    )
+    discord_bot_token: SecretStr | None = Field(
+        default=None, validation_alias=AliasChoices("HEARTLINE_DISCORD_BOT_TOKEN", "DISCORD_BOT_TOKEN")
+    )
+
+    default_persona: Literal["assistant", "friend", "tutor"] = "friend"
+    max_audio_seconds: float = 300.0
+    max_upload_bytes: int = 20 * 1024 * 1024
+    fusion_weights: dict[str, float] = {"text": 1.0, "image": 0.8, "voice": 0.6}
+    toxicity_threshold: float = 0.5
+
+    device: Literal["cpu", "cuda"] = "cpu"
+    model_cache_dir: Path | None = Field(default=None, description="default: data_dir/models")
+    whisper_model_dir: Path | None = Field(default=None, description="default: packaged tiny.en")
+    whisper_beam_size: int = 5
+    text_encoder_dir: Path | None = Field(default=None, description="default: packaged MiniLM")
+    reply_backend: Literal["local", "rules"] = "local"
+    reply_model_dir: Path | None = Field(default=None, description="default: packaged SmolLM2-135M")
+    reply_max_new_tokens: int = 80
+    reply_temperature: float = 0.7
+    reply_max_sentences: int = 3
+    reply_max_chars: int = 400
+    tts_backend: Literal["piper", "none"] = "piper"
+    piper_voice: Path | None = Field(default=None, description="default: packaged en_US joe")
+    expressiveness: float = 1.0
+
+    log_level: str = "INFO"
+
+    @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
+                     mode="before")
+    @classmethod
+    def _empty_is_unset(cls, value):
+        # `TOKEN=` in a compose file or .env means "not set", not "an empty token".
+        return None if value == "" else value
+
+    @classmethod
+    def settings_customise_sources(
+        cls,
+        settings_cls: type[BaseSettings],
+        init_settings: PydanticBaseSettingsSource,
+        env_settings: PydanticBaseSettingsSource,
+        dotenv_settings: PydanticBaseSettingsSource,
+        file_secret_settings: PydanticBaseSettingsSource,
+    ) -> tuple[PydanticBaseSettingsSource, ...]:
+        sources = [init_settings, env_settings]
+        toml = _toml_file()
+        if toml is not None:
+            sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
+        return tuple(sources)
+
+    @property
+    def sqlalchemy_url(self) -> str:
+        return self.database_url or f"sqlite:///{(self.data_dir / 'heartline.db').resolve()}"
+
+    @property
+    def models_dir(self) -> Path:
+        return self.model_cache_dir or self.data_dir / "models"
+
+    @property
+    def audio_dir(self) -> Path:
+        return self.data_dir / "audio"
+
+    def masked(self) -> dict:
+        """The effective settings, safe to print: tokens and passwords hidden."""
+        values = self.model_dump(mode="json")
+        for key in ("telegram_bot_token", "discord_bot_token"):
+            if values[key]:
+                values[key] = "********"
+        for key in ("database_url", "redis_url"):
+            values[key] = _mask_url_password(values[key])
+        values["database_url (effective)"] = _mask_url_password(self.sqlalchemy_url)
+        return values
+
+
+def _mask_url_password(url: str | None) -> str | None:
+    if not url:
+        return url
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return "********"

@@ -1,0 +1,1 @@
+"""Backends behind the interfaces in `core.stages`, one module per library."""

@@ -1,0 +1,85 @@
+"""`heartline` as a user runs it: real processes, stdout for JSON only, clear one-line errors."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import uuid
+
+import pytest
+
+RESULT_KEYS = {"user_input", "emotion_analysis", "response", "reply_audio", "safety", "metadata"}
+
+
+def heartline(*args: str, env: dict | None = None, timeout: float = 600) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [sys.executable, "-m", "bots.cli", *args], capture_output=True, text=True,
+        env={**os.environ, **(env or {})}, timeout=timeout,
+    )
+
+
+def test_help_lists_the_commands():
+    done = heartline("--help")
+    assert done.returncode == 0
+    for command in ("reply", "run", "worker", "config"):
+        assert command in done.stdout
+
+
+def test_reply_json_is_the_only_thing_on_stdout(tmp_path, data_dir):
+    done = heartline("reply", "--user", "u1", "--text", "I just got the job I wanted!", "--json",
+                     "--out", str(tmp_path / "out"))
+    assert done.returncode == 0, done.stderr
+    result = json.loads(done.stdout)
+    assert set(result) == RESULT_KEYS
+    assert result["emotion_analysis"]["fused_emotion"]["primary_emotion"] == "joy"
+    assert result["response"]
+    assert result["reply_audio"]["path"].startswith(str(tmp_path / "out"))
+    assert open(result["reply_audio"]["path"], "rb").read(4) == b"OggS"
+
+
+def test_input_mistakes_are_one_clear_line(tmp_path, data_dir):
+    missing = heartline("reply", "--user", "u1", "--audio", str(tmp_path / "nope.ogg"))
+    assert missing.returncode == 2
+    assert missing.stderr.strip().splitlines()[-1] == f"heartline: audio file not found: {tmp_path / 'nope.ogg'}"
+
+    corrupt = tmp_path / "broken.ogg"
+    corrupt.write_bytes(b"OggS" + os.urandom(2000))
+    done = heartline("reply", "--user", "u1", "--audio", str(corrupt), "--json")
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith("heartline: I couldn't read that audio.")
+
+
+def test_config_masks_secrets():
+    done = heartline("config", "--json", env={"TELEGRAM_BOT_TOKEN": "123:secret-token",
+                                              "HEARTLINE_DATABASE_URL": "postgresql://bob:pw@db/h"})
+    assert done.returncode == 0
+    settings = json.loads(done.stdout)
+    assert settings["telegram_bot_token"] == "********"
+    assert "secret-token" not in done.stdout and ":pw@" not in done.stdout
+    assert settings["database_url"] == "postgresql://bob:***@db/h"
+
+
+def test_reply_through_a_worker_process_on_real_redis(redis_url, data_dir):
+    env = {"HEARTLINE_REDIS_URL": redis_url, "HEARTLINE_QUEUE_NAME": f"cli-{uuid.uuid4().hex[:8]}"}
+    worker = subprocess.Popen([sys.executable, "-m", "bots.cli", "worker"], env={**os.environ, **env},
+                              stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+    try:
+        done = heartline("reply", "--user", "u1", "--text", "I just got the job I wanted!", "--json",
+                         env=env)
+        assert done.returncode == 0, done.stderr
+        result = json.loads(done.stdout)
+        assert set(result) == RESULT_KEYS
+        assert result["emotion_analysis"]["fused_emotion"]["primary_emotion"] == "joy"
+    finally:
+        worker.terminate()
+        _, worker_log = worker.communicate(timeout=60)
+    # The worker logs jobs at info level; the user's words must not be in its log.
+    assert "job I wanted" not in worker_log
+
+
+@pytest.mark.parametrize("flag", ["--persona", "--user"])
+def test_bad_arguments_exit_nonzero(flag):
+    done = heartline("reply", flag) if flag == "--persona" else heartline("reply")
+    assert done.returncode == 2

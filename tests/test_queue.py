@@ -1,0 +1,116 @@
+"""Turns through RQ on the real Redis server and through the embedded queue: same job, same result."""
+
+from __future__ import annotations
+
+import uuid
+
+import pytest
+
+from config.settings import Settings
+from core.errors import InputError
+from core.turn import Turn
+from workers.queues import EmbeddedQueue, JobFailed, RedisQueue
+
+RESULT_KEYS = {"user_input", "emotion_analysis", "response", "reply_audio", "safety", "metadata"}
+
+
+class FlakyStore:
+    """The real store, failing its first `failures` writes like a database restarting would."""
+
+    def __init__(self, store, failures: int) -> None:
+        self.store, self.failures, self.calls = store, failures, 0
+
+    def __getattr__(self, name):
+        return getattr(self.store, name)
+
+    def save_turn(self, turn, result):
+        self.calls += 1
+        if self.calls <= self.failures:
+            raise ConnectionError("database went away")
+        return self.store.save_turn(turn, result)
+
+
+@pytest.fixture()
+def rq_queue(redis_url):
+    queue = RedisQueue(Settings(redis_url=redis_url, queue_name=f"test-{uuid.uuid4().hex[:8]}",
+                                job_retries=2, job_retry_intervals_s=[0]))
+    yield queue
+    rq = queue.queue
+    job_ids = {*rq.get_job_ids(), *rq.finished_job_registry.get_job_ids(),
+               *rq.failed_job_registry.get_job_ids()}
+    for job_id in job_ids:
+        queue.connection.delete(f"rq:job:{job_id}", f"rq:results:{job_id}")
+    rq.delete(delete_jobs=True)
+    for key in queue.connection.scan_iter(f"*{rq.name}*"):
+        queue.connection.delete(key)
+
+
+def work(queue: RedisQueue) -> None:
+    from rq import SimpleWorker
+
+    SimpleWorker([queue.queue], connection=queue.connection).work(burst=True)
+
+
+def text_turn(**kwargs) -> Turn:
+    return Turn(user_id=f"q-{uuid.uuid4().hex[:6]}", text="I just got the job I wanted!",
+                want_voice=False, **kwargs)
+
+
+def test_a_turn_through_rq_gives_the_pipeline_result(rq_queue, pipeline):
+    handle = rq_queue.submit(text_turn())
+    work(rq_queue)
+    result = handle.result(timeout=10)
+    assert set(result) == RESULT_KEYS
+    assert result["emotion_analysis"]["fused_emotion"]["primary_emotion"] == "joy"
+    assert result["response"]
+
+
+def test_a_failed_job_is_retried_and_the_turn_kept_once(rq_queue, pipeline, monkeypatch):
+    flaky = FlakyStore(pipeline.stages.store, failures=1)
+    monkeypatch.setattr(pipeline.stages, "store", flaky)
+    handle = rq_queue.submit(text_turn())
+    work(rq_queue)
+    result = handle.result(timeout=10)
+    assert flaky.calls == 2
+    handle.job.refresh()
+    assert handle.job.retries_left == 1
+    assert result["metadata"]["message_id"]
+
+
+def test_a_job_that_keeps_failing_ends_failed(rq_queue, pipeline, monkeypatch):
+    monkeypatch.setattr(pipeline.stages, "store", FlakyStore(pipeline.stages.store, failures=99))
+    handle = rq_queue.submit(text_turn())
+    work(rq_queue)
+    with pytest.raises(JobFailed):
+        handle.result(timeout=10)
+    assert pipeline.stages.store.calls == 3  # the first try and two retries
+
+
+def test_bad_input_is_answered_not_retried(rq_queue, pipeline):
+    handle = rq_queue.submit(Turn(user_id="q-bad", audio=b"not audio at all", audio_mime="audio/ogg"))
+    work(rq_queue)
+    with pytest.raises(InputError, match="couldn't read that audio"):
+        handle.result(timeout=10)
+    handle.job.refresh()
+    assert handle.job.retries_left == 2
+
+
+def test_a_redelivered_message_is_one_job(rq_queue):
+    turn = text_turn(platform="telegram", chat_id="5", message_id=uuid.uuid4().hex)
+    first, second = rq_queue.submit(turn), rq_queue.submit(turn)
+    assert first.job_id == second.job_id
+    assert rq_queue.queue.count == 1
+
+
+def test_the_embedded_queue_runs_the_same_job_with_retries_and_dedup(pipeline, monkeypatch):
+    queue = EmbeddedQueue(retries=2)
+    flaky = FlakyStore(pipeline.stages.store, failures=1)
+    monkeypatch.setattr(pipeline.stages, "store", flaky)
+    turn = text_turn(platform="web", chat_id="w", message_id="m1")
+    first, second = queue.submit(turn), queue.submit(turn)
+    assert first is second
+    result = first.result(timeout=120)
+    assert set(result) == RESULT_KEYS and flaky.calls == 2
+    with pytest.raises(InputError):
+        queue.submit(Turn(user_id="e", image=None, text="")).result(timeout=60)
+    queue.close()

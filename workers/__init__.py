@@ -1,0 +1,1 @@
+"""Job functions, the queues that carry them, and the worker process."""
