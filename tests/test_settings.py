@@ -1,0 +1,24 @@
+from pathlib import Path
+
+from config.settings import Settings
+
+
+def test_toml_file_is_read_and_the_environment_wins(tmp_path, monkeypatch):
+    toml = tmp_path / "heartline.toml"
+    toml.write_text('default_persona = "tutor"\nweb_port = 9001\n[fusion_weights]\ntext = 2.0\n')
+    monkeypatch.setenv("HEARTLINE_CONFIG_FILE", str(toml))
+    monkeypatch.setenv("HEARTLINE_WEB_PORT", "9002")
+    settings = Settings()
+    assert settings.default_persona == "tutor"
+    assert settings.web_port == 9002
+    assert settings.fusion_weights == {"text": 2.0}
+
+
+def test_data_dir_holds_the_database_and_models_and_empty_tokens_are_unset(tmp_path, monkeypatch):
+    monkeypatch.setenv("HEARTLINE_DATA_DIR", str(tmp_path / "d"))
+    monkeypatch.delenv("HEARTLINE_MODEL_CACHE_DIR", raising=False)
+    monkeypatch.setenv("TELEGRAM_BOT_TOKEN", "")
+    settings = Settings()
+    assert settings.sqlalchemy_url == f"sqlite:///{(tmp_path / 'd' / 'heartline.db').resolve()}"
+    assert settings.models_dir == Path(tmp_path / "d" / "models")
+    assert settings.telegram_bot_token is None
