@@ -212,8 +212,8 @@ class Pipeline:
             clock.skip("face_emotion", "no face-emotion model configured")
             return None
         with clock.stage("face_emotion"):
-            reading = reader.read(turn.image)
-        if reading is None:
+            reading = self._optional("face_emotion", reader.read, turn.image, clock)
+        if reading is None and "face_emotion" not in clock.skipped:
             clock.skip("face_emotion", "no face found in the image")
         return reading
 
@@ -226,7 +226,19 @@ class Pipeline:
             clock.skip("voice_emotion", "no voice-emotion model configured")
             return None
         with clock.stage("voice_emotion"):
-            return reader.read(audio)
+            return self._optional("voice_emotion", reader.read, audio, clock)
+
+    @staticmethod
+    def _optional(stage: str, read, data, clock: _Stopwatch):
+        """A reader that breaks costs its reading, not the user's message. Bad input still raises."""
+        try:
+            return read(data)
+        except InputError:
+            raise
+        except Exception:
+            log.exception("%s failed; answering without it", stage)
+            clock.skip(stage, "failed; answered without it")
+            return None
 
     def _persona(self, turn: Turn) -> str:
         for choice in (turn.persona, self.stages.store.persona_for(turn)):

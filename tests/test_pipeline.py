@@ -102,10 +102,17 @@ class Store:
         return len(self.saved)
 
 
-def make(replier=None, synthesizer=None, transcriber=None):
+class BrokenFaceReader:
+    name = "face"
+
+    def read(self, image):
+        raise RuntimeError("model weights corrupt")
+
+
+def make(replier=None, synthesizer=None, transcriber=None, face_emotion=None):
     return Pipeline(Stages(
         codec=Codec(), transcriber=transcriber or Transcriber(), text_emotion=TextReader(),
-        face_emotion=None, voice_emotion=None, memory=Memory(),
+        face_emotion=face_emotion, voice_emotion=None, memory=Memory(),
         replier=replier or Replier("How lovely!"), fallback=Fallback(), toxicity=Toxicity(),
         synthesizer=synthesizer or Synthesizer(), store=Store(),
     ))
@@ -178,3 +185,10 @@ def test_voice_off_skips_synthesis():
     result = make().run(Turn(user_id="u1", text="hi", want_voice=False))
     assert result.reply_audio is None
     assert result.metadata.skipped_stages["synthesize_voice"] == "voice replies are off"
+
+
+def test_a_broken_optional_reader_costs_its_reading_not_the_reply():
+    result = make(face_emotion=BrokenFaceReader()).run(Turn(user_id="u1", text="hi", image=b"jpeg"))
+    assert result.emotion_analysis.image_emotion is None
+    assert result.metadata.skipped_stages["face_emotion"] == "failed; answered without it"
+    assert result.response == "How lovely!"
