@@ -64,6 +64,12 @@ def _parser() -> argparse.ArgumentParser:
     reply.add_argument("--json", action="store_true", help="print the result as JSON")
     reply.set_defaults(handler=_reply)
 
+    transcribe = commands.add_parser("transcribe", help="print what is said in audio files")
+    transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    transcribe.add_argument("--json", action="store_true",
+                            help='print [{"file", "text", "language", "duration_s"}]')
+    transcribe.set_defaults(handler=_transcribe)
+
     run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
     run.set_defaults(handler=_run)
 
@@ -146,6 +152,30 @@ def _describe(result: dict) -> str:
         lines.append(f"voice:     {audio['path']} ({audio['duration_s']:.1f} s)")
     lines.append(f"took:      {result['metadata']['processing_time']:.1f} s")
     return "\n".join(lines)
+
+
+def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
+    from config.wiring import offline_environment, transcriber
+    from models.audio import PyAvCodec
+
+    offline_environment(settings)
+    stt, codec = transcriber(settings), PyAvCodec()  # loaded once for all the files
+    rows, failed = [], 0
+    for path in args.files:
+        try:
+            audio = codec.decode(_read(path, "audio"), None, settings.max_audio_seconds)
+        except (CliError, InputError) as error:
+            print(f"heartline: {path}: {error}", file=sys.stderr)
+            failed += 1
+            continue
+        heard = stt.transcribe(audio)
+        rows.append({"file": str(path), "text": heard.text, "language": heard.language,
+                     "duration_s": round(audio.duration_s, 3)})
+        if not args.json:
+            print(f"{path}: {heard.text}")
+    if args.json:
+        print(json.dumps(rows, ensure_ascii=False, indent=2))
+    return 1 if failed else 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -56,7 +56,11 @@ class Settings(BaseSettings):
 
     device: Literal["cpu", "cuda"] = "cpu"
     model_cache_dir: Path | None = Field(default=None, description="default: data_dir/models")
-    whisper_model_dir: Path | None = Field(default=None, description="default: packaged tiny.en")
+    whisper_model: str = Field(
+        default="tiny.en",
+        description="tiny.en or base (packaged), a CTranslate2 Whisper directory, or a size "
+        "(small, medium, large-v3) fetched with `heartline models fetch`",
+    )
     whisper_beam_size: int = 5
     text_encoder_dir: Path | None = Field(default=None, description="default: packaged MiniLM")
     reply_backend: Literal["local", "rules"] = "local"

@@ -1,7 +1,8 @@
 """The one place that picks concrete backends and wires them into a Pipeline.
 
-Models are heavy: `load_models` builds each distinct choice once per process and keeps it.
-Storage is light and per data dir.
+Models are heavy: each loader below is cached on exactly the settings it depends on, so a
+process loads each model once however many pipelines or commands use it. Storage is light
+and per data dir.
 """
 
 from __future__ import annotations
@@ -9,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import threading
-from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
@@ -31,6 +31,9 @@ from storage.turns import SqlHistory, SqlTurnStore
 
 log = logging.getLogger(__name__)
 
+# One model load at a time: two threads asking for the same model must not load it twice.
+_loading = threading.RLock()
+
 
 def offline_environment(settings: Settings) -> None:
     """Nothing at run time may reach a model hub; caches live under the data dir."""
@@ -40,84 +43,72 @@ def offline_environment(settings: Settings) -> None:
     os.environ.setdefault("HF_HOME", str((settings.models_dir / "hf").resolve()))
 
 
-@dataclass(frozen=True)
-class ModelChoice:
-    device: str
-    models_dir: Path
-    whisper_model_dir: Path | None
-    whisper_beam_size: int
-    text_encoder_dir: Path | None
-    reply_backend: str
-    reply_model_dir: Path | None
-    reply_max_new_tokens: int
-    reply_temperature: float
-    tts_backend: str
-    piper_voice: Path | None
+def transcriber(settings: Settings) -> Transcriber:
+    from models import whisper
 
-    @classmethod
-    def from_settings(cls, settings: Settings) -> ModelChoice:
-        return cls(**{name: getattr(settings, name) for name in cls.__dataclass_fields__
-                      if name != "models_dir"}, models_dir=settings.models_dir)
-
-
-@dataclass(frozen=True)
-class Models:
-    transcriber: Transcriber
-    text_emotion: TextEmotionReader
-    face_emotion: FaceEmotionReader
-    replier: ReplyGenerator
-    toxicity: ToxicityChecker
-    synthesizer: SpeechSynthesizer | None
-
-
-_load_lock = threading.Lock()
-
-
-def load_models(choice: ModelChoice) -> Models:
-    with _load_lock:
-        return _load_models(choice)
+    model_dir, label = whisper.resolve_model(settings.whisper_model, settings.models_dir)
+    with _loading:
+        return _transcriber(model_dir, label, settings.device, settings.whisper_beam_size)
 
 
 @cache
-def _load_models(choice: ModelChoice) -> Models:
-    from models import faces, local_llm, minilm, piper_tts, profanity, whisper
+def _transcriber(model_dir: Path, label: str, device: str, beam_size: int) -> Transcriber:
+    from models.whisper import FasterWhisperTranscriber
 
-    log.info("loading models on %s", choice.device)
-    whisper_dir = choice.whisper_model_dir or whisper.packaged_model_dir()
-    transcriber = whisper.FasterWhisperTranscriber(
-        whisper_dir,
-        label="tiny.en" if choice.whisper_model_dir is None else whisper_dir.name,
-        device=choice.device,
-        beam_size=choice.whisper_beam_size,
-    )
-    encoder = minilm.SentenceEncoder(
-        choice.text_encoder_dir or minilm.packaged_encoder_dir(), device=choice.device
-    )
-    text_emotion = minilm.TrainedEmotionReader(encoder, choice.models_dir)
-    face_emotion = faces.MiniXceptionFaceReader(faces.packaged_fer_data())
+    return FasterWhisperTranscriber(model_dir, label, device=device, beam_size=beam_size)
 
-    replier: ReplyGenerator
-    if choice.reply_backend == "local":
-        if choice.reply_model_dir is not None:
-            model_dir, label = choice.reply_model_dir, choice.reply_model_dir.name
-        else:
-            label = "smollm2-135m-instruct"
-            model_dir = local_llm.convert_gguf(local_llm.packaged_gguf(), choice.models_dir / label)
-        replier = local_llm.LocalReplyGenerator(
-            model_dir, label, device=choice.device,
-            max_new_tokens=choice.reply_max_new_tokens, temperature=choice.reply_temperature,
-        )
+
+@cache
+def _sentence_encoder(model_dir: Path | None, device: str):
+    from models.minilm import SentenceEncoder, packaged_encoder_dir
+
+    return SentenceEncoder(model_dir or packaged_encoder_dir(), device=device)
+
+
+@cache
+def _text_emotion(encoder_dir: Path | None, device: str, models_dir: Path) -> TextEmotionReader:
+    from models.minilm import TrainedEmotionReader
+
+    return TrainedEmotionReader(_sentence_encoder(encoder_dir, device), models_dir)
+
+
+@cache
+def _face_emotion() -> FaceEmotionReader:
+    from models.faces import MiniXceptionFaceReader, packaged_fer_data
+
+    return MiniXceptionFaceReader(packaged_fer_data())
+
+
+@cache
+def _replier(backend: str, model_dir: Path | None, models_dir: Path, device: str,
+             max_new_tokens: int, temperature: float) -> ReplyGenerator:
+    if backend == "rules":
+        return RuleBasedReplies()
+    from models import local_llm
+
+    if model_dir is not None:
+        label = model_dir.name
     else:
-        replier = RuleBasedReplies()
+        label = "smollm2-135m-instruct"
+        model_dir = local_llm.convert_gguf(local_llm.packaged_gguf(), models_dir / label)
+    return local_llm.LocalReplyGenerator(model_dir, label, device=device,
+                                         max_new_tokens=max_new_tokens, temperature=temperature)
 
-    synthesizer = None
-    if choice.tts_backend == "piper":
-        synthesizer = piper_tts.PiperSynthesizer(
-            choice.piper_voice or piper_tts.packaged_voice(), use_cuda=choice.device == "cuda"
-        )
-    log.info("models ready")
-    return Models(transcriber, text_emotion, face_emotion, replier, profanity.ProfanityChecker(),
-                  synthesizer)
+
+@cache
+def _toxicity() -> ToxicityChecker:
+    from models.profanity import ProfanityChecker
+
+    return ProfanityChecker()
+
+
+@cache
+def _synthesizer(backend: str, voice: Path | None, device: str) -> SpeechSynthesizer | None:
+    if backend == "none":
+        return None
+    from models.piper_tts import PiperSynthesizer, packaged_voice
+
+    return PiperSynthesizer(voice or packaged_voice(), use_cuda=device == "cuda")
 
 
 def build_pipeline(settings: Settings) -> Pipeline:
@@ -126,20 +117,24 @@ def build_pipeline(settings: Settings) -> Pipeline:
     engine = make_engine(settings.sqlalchemy_url)
     migrate(engine)
     sessions = session_factory(engine)
-    models = load_models(ModelChoice.from_settings(settings))
-    stages = Stages(
-        codec=PyAvCodec(),
-        transcriber=models.transcriber,
-        text_emotion=models.text_emotion,
-        face_emotion=models.face_emotion,
-        voice_emotion=None,
-        memory=SqlHistory(sessions),
-        replier=models.replier,
-        fallback=RuleBasedReplies(),
-        toxicity=models.toxicity,
-        synthesizer=models.synthesizer,
-        store=SqlTurnStore(sessions, AudioBlobs(settings.audio_dir)),
-    )
+    s = settings
+    with _loading:
+        log.info("loading models on %s", s.device)
+        stages = Stages(
+            codec=PyAvCodec(),
+            transcriber=transcriber(s),
+            text_emotion=_text_emotion(s.text_encoder_dir, s.device, s.models_dir),
+            face_emotion=_face_emotion(),
+            voice_emotion=None,
+            memory=SqlHistory(sessions),
+            replier=_replier(s.reply_backend, s.reply_model_dir, s.models_dir, s.device,
+                             s.reply_max_new_tokens, s.reply_temperature),
+            fallback=RuleBasedReplies(),
+            toxicity=_toxicity(),
+            synthesizer=_synthesizer(s.tts_backend, s.piper_voice, s.device),
+            store=SqlTurnStore(sessions, AudioBlobs(s.audio_dir.resolve())),
+        )
+        log.info("models ready")
     return Pipeline(stages, pipeline_settings(settings))
 
 

@@ -147,7 +147,7 @@ class Pipeline:
             with clock.stage("recall_memory"):
                 history = s.memory.recall(turn.user_key, heard)
             request = ReplyRequest(
-                build_messages(persona, fused, history, heard, cfg.reply_max_sentences),
+                build_messages(persona, fused, history, heard, cfg.reply_max_sentences, language),
                 persona, fused, turn.user_key,
             )
             response, safety, models["reply"] = self._answer(request, clock)

@@ -14,6 +14,14 @@ NO_WORDS_REPLY = (
 )
 IMAGE_ONLY_PROMPT = "(The user sent a selfie without any words.)"
 
+# Whisper's language codes for the languages people most often write to us in.
+LANGUAGE_NAMES = {
+    "ar": "Arabic", "de": "German", "es": "Spanish", "fr": "French", "hi": "Hindi",
+    "id": "Indonesian", "it": "Italian", "ja": "Japanese", "ko": "Korean", "nl": "Dutch",
+    "pl": "Polish", "pt": "Portuguese", "ru": "Russian", "sv": "Swedish", "tr": "Turkish",
+    "uk": "Ukrainian", "vi": "Vietnamese", "zh": "Chinese",
+}
+
 
 def build_messages(
     persona: str,
@@ -21,11 +29,14 @@ def build_messages(
     history: list[Memory],
     user_text: str,
     max_sentences: int,
+    language: str | None = None,
 ) -> list[ChatMessage]:
     system = (
         f"{PERSONAS[persona]} {emotion_guidance(fused)} "
         f"Answer in at most {max_sentences} short sentences of plain spoken language."
     )
+    if language in LANGUAGE_NAMES:
+        system += f" The user speaks {LANGUAGE_NAMES[language]}; answer in {LANGUAGE_NAMES[language]}."
     messages = [ChatMessage("system", system)]
     messages += [ChatMessage(m.role, m.text) for m in history]
     messages.append(ChatMessage("user", user_text[:MAX_USER_CHARS] or IMAGE_ONLY_PROMPT))

@@ -7,7 +7,17 @@ from __future__ import annotations
 
 from typing import Protocol
 
-from core.turn import EmotionScore, FaceEmotion, Memory, PcmAudio, ReplyRequest, Transcript, Turn, VoiceStyle
+from core.turn import (
+    EmotionScore,
+    FaceEmotion,
+    Memory,
+    PcmAudio,
+    ReplyRequest,
+    Transcript,
+    Turn,
+    VoiceProfile,
+    VoiceStyle,
+)
 
 
 class AudioCodec(Protocol):
@@ -72,7 +82,8 @@ class ToxicityChecker(Protocol):
 class SpeechSynthesizer(Protocol):
     name: str
 
-    def synthesize(self, text: str, style: VoiceStyle) -> PcmAudio: ...
+    def synthesize(self, text: str, style: VoiceStyle, voice: VoiceProfile | None = None) -> PcmAudio:
+        """Mono PCM of `text`, in the user's registered voice when `voice` is given."""
 
 
 class TurnStore(Protocol):

@@ -97,11 +97,27 @@ class Memory:
 
 
 @dataclass(frozen=True)
+class VoiceProfile:
+    """A user's registered voice: their own checked clips and what was fitted from them.
+
+    `conversion` holds whatever the offline voice converter fitted (JSON-safe, a few kB);
+    neural engines such as XTTS clone from `clips` directly.
+    """
+
+    user_key: str
+    clips: tuple[str, ...]  # WAV paths of the user's own recordings
+    transcripts: tuple[str, ...] = ()
+    embedding: tuple[float, ...] | None = None
+    conversion: dict | None = field(default=None, repr=False)
+
+
+@dataclass(frozen=True)
 class VoiceStyle:
     """How the reply should sound: 1.0 is the voice's neutral delivery."""
 
     rate: float = 1.0
     energy: float = 1.0
+    pitch: float = 1.0
 
 
 @dataclass

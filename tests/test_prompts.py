@@ -33,3 +33,10 @@ def test_voice_style_follows_the_feeling_and_can_be_turned_off():
     assert sad.rate < 1.0 < happy.rate and sad.energy < 1.0 < happy.energy
     flat = voice_style(FusedEmotion("sadness", 0.9, "text_only"), expressiveness=0.0)
     assert (flat.rate, flat.energy) == (1.0, 1.0)
+
+
+def test_a_spoken_language_other_than_english_asks_for_an_answer_in_it():
+    fused = FusedEmotion("neutral", 0.5, "text_only")
+    spanish = build_messages("friend", fused, [], "Hola, ¿qué tal?", 2, language="es")[0].content
+    assert spanish.endswith("The user speaks Spanish; answer in Spanish.")
+    assert "answer in" not in build_messages("friend", fused, [], "Hi", 2, language="en")[0].content
