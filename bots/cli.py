@@ -60,6 +60,7 @@ def _parser() -> argparse.ArgumentParser:
     reply.add_argument("--image", type=Path, help="a selfie")
     reply.add_argument("--persona", choices=persona_names())
     reply.add_argument("--no-voice", action="store_true", help="reply with text only")
+    reply.add_argument("--wav", action="store_true", help="reply audio as WAV, not an OGG/Opus voice note")
     reply.add_argument("--out", type=Path, help="directory to copy the reply voice note into")
     reply.add_argument("--json", action="store_true", help="print the result as JSON")
     reply.set_defaults(handler=_reply)
@@ -115,6 +116,7 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
         image=_read(args.image, "image"),
         persona=args.persona,
         want_voice=not args.no_voice,
+        reply_format="wav" if args.wav else "ogg",
     )
     for data, what in ((turn.audio, "audio"), (turn.image, "image")):
         if data is not None and len(data) > settings.max_upload_bytes:
@@ -126,7 +128,8 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
     result = queue.submit(turn).result(timeout=settings.job_timeout_s + 60)
     if args.out and result["reply_audio"]:
         args.out.mkdir(parents=True, exist_ok=True)
-        copy = args.out / f"reply-{result['metadata']['message_id']}.ogg"
+        suffix = Path(result["reply_audio"]["path"]).suffix
+        copy = args.out / f"reply-{result['metadata']['message_id']}{suffix}"
         shutil.copyfile(result["reply_audio"]["path"], copy)
         result["reply_audio"]["path"] = str(copy)
     if args.json:

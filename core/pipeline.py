@@ -6,6 +6,7 @@ and says why in `metadata.skipped_stages`; every stage that runs reports its tim
 
 from __future__ import annotations
 
+import base64
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
@@ -18,6 +19,7 @@ from core.emotions import Reading, fuse
 from core.errors import InputError
 from core.personas import PERSONAS, voice_style
 from core.prompts import NO_WORDS_REPLY, build_messages, clean_reply
+from core.speakable import speakable
 from core.stages import (
     AudioCodec,
     FaceEmotionReader,
@@ -158,7 +160,7 @@ class Pipeline:
         if input_verdict.harmful:
             safety.action = "flagged_input"
 
-        reply_audio = self._speak(turn, response, fused, clock)
+        reply_audio = self._speak(turn, response, language, fused, clock)
 
         result = TurnResult(
             user_input=UserInput(heard, transcript, bool(turn.audio), bool(turn.image)),
@@ -272,7 +274,8 @@ class Pipeline:
             scores = self._toxicity(reply)
         return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
 
-    def _speak(self, turn: Turn, text: str, fused: FusedEmotion, clock: _Stopwatch) -> ReplyAudio | None:
+    def _speak(self, turn: Turn, text: str, language: str | None, fused: FusedEmotion,
+               clock: _Stopwatch) -> ReplyAudio | None:
         synthesizer = self.stages.synthesizer
         if not turn.want_voice:
             clock.skip("synthesize_voice", "voice replies are off")
@@ -280,17 +283,28 @@ class Pipeline:
         if synthesizer is None:
             clock.skip("synthesize_voice", "no speech synthesizer configured")
             return None
+        spoken = speakable(text, language)
+        if not spoken:
+            clock.skip("synthesize_voice", "nothing in the reply to say aloud")
+            return None
+        codec, wav = self.stages.codec, turn.reply_format == "wav"
         try:
             with clock.stage("synthesize_voice"):
-                pcm = synthesizer.synthesize(text, voice_style(fused, self.settings.expressiveness))
-                note = self.stages.codec.encode_voice_note(pcm)
-                path = self.stages.store.save_reply_audio(turn, note)
+                style = voice_style(fused, self.settings.expressiveness)
+                pcm = synthesizer.synthesize(spoken, style)
+                audio = codec.encode_wav(pcm) if wav else codec.encode_voice_note(pcm)
+                path = self.stages.store.save_reply_audio(turn, audio, ".wav" if wav else ".ogg")
         except Exception:
             # The words still reach the user; a missing voice note must not lose the reply.
             log.exception("speech synthesis failed; replying with text only")
             clock.skip("synthesize_voice", "synthesis failed; text reply only")
             return None
-        return ReplyAudio(path=path, mime_type="audio/ogg", duration_s=round(pcm.duration_s, 3))
+        return ReplyAudio(
+            path=path,
+            mime_type="audio/wav" if wav else "audio/ogg",
+            duration_s=round(pcm.duration_s, 3),
+            waveform=base64.b64encode(codec.waveform(pcm)).decode(),
+        )
 
 
 def _rounded(scores: dict[str, float]) -> dict[str, float]:

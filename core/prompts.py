@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 
 from core.personas import PERSONAS, emotion_guidance
+from core.speakable import without_links_and_emoji
 from core.turn import ChatMessage, FusedEmotion, Memory
 
 MAX_USER_CHARS = 2000
@@ -44,20 +45,13 @@ def build_messages(
 
 
 _MARKDOWN = re.compile(r"[*_`#>~|]+")
-_URL = re.compile(r"https?://\S+|www\.\S+")
 _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
-# Pictographs, dingbats, flags and their joiners: nothing a voice should try to read out.
-_EMOJI = re.compile(
-    "[\U0001f000-\U0001faff\U00002600-\U000027bf\U0001f1e6-\U0001f1ff\u200d\ufe0f\u2b50\u2b06-\u2b07]"
-)
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
 def clean_reply(text: str, max_sentences: int, max_chars: int) -> str:
     """Make a generated reply fit to be read aloud: no markdown, links or emoji, short, whole sentences."""
-    text = _LINK.sub(r"\1", text)
-    text = _URL.sub("", text)
-    text = _EMOJI.sub("", text)
+    text = without_links_and_emoji(_LINK.sub(r"\1", text))
     text = _MARKDOWN.sub("", text)
     text = " ".join(text.split())
     sentences = [s for s in _SENTENCE_END.split(text) if s]

@@ -32,6 +32,12 @@ class AudioCodec(Protocol):
     def encode_voice_note(self, audio: PcmAudio) -> bytes:
         """Mono PCM to an OGG/Opus voice note."""
 
+    def encode_wav(self, audio: PcmAudio) -> bytes:
+        """Mono PCM to a 16-bit WAV file at the audio's own rate."""
+
+    def waveform(self, audio: PcmAudio, points: int = 256) -> bytes:
+        """Loudness over time, one byte (0-255) per point: what Discord draws on a voice message."""
+
 
 class Transcriber(Protocol):
     name: str
@@ -90,8 +96,8 @@ class TurnStore(Protocol):
     def persona_for(self, turn: Turn) -> str | None:
         """The persona this user chose earlier, if any."""
 
-    def save_reply_audio(self, turn: Turn, voice_note: bytes) -> str:
-        """Keep the reply voice note; returns its path."""
+    def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
+        """Keep the reply audio file; returns its path."""
 
     def save_turn(self, turn: Turn, result: dict) -> int:
         """Persist the turn and its result; returns the message id."""

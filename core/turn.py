@@ -26,6 +26,7 @@ class Turn:
     persona: str | None = None
     message_id: str | None = None
     want_voice: bool = True
+    reply_format: str = "ogg"  # "ogg" (a voice note) or "wav"
 
     @property
     def user_key(self) -> str:
@@ -125,6 +126,7 @@ class ReplyAudio:
     path: str
     mime_type: str
     duration_s: float
+    waveform: str = ""  # base64 of up to 256 loudness bytes, as Discord voice messages carry
 
 
 @dataclass

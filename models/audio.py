@@ -6,6 +6,7 @@ PyAV links FFmpeg in-process, so nothing shells out per message.
 from __future__ import annotations
 
 import io
+import wave
 
 import av
 import numpy as np
@@ -72,3 +73,19 @@ class PyAvCodec:
             for packet in stream.encode(None):
                 container.mux(packet)
         return buffer.getvalue()
+
+    def encode_wav(self, audio: PcmAudio) -> bytes:
+        pcm = (np.clip(audio.samples, -1.0, 1.0) * 32767).astype(np.int16)
+        buffer = io.BytesIO()
+        with wave.open(buffer, "wb") as wav:
+            wav.setnchannels(1)
+            wav.setsampwidth(2)
+            wav.setframerate(audio.sample_rate)
+            wav.writeframes(pcm.tobytes())
+        return buffer.getvalue()
+
+    def waveform(self, audio: PcmAudio, points: int = 256) -> bytes:
+        chunks = np.array_split(np.abs(audio.samples), min(points, max(len(audio.samples), 1)))
+        levels = np.array([chunk.max() if chunk.size else 0.0 for chunk in chunks])
+        peak = levels.max() or 1.0
+        return bytes(np.round(levels / peak * 255).astype(np.uint8))

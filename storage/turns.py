@@ -39,8 +39,8 @@ class SqlTurnStore:
                 )
             )
 
-    def save_reply_audio(self, turn: Turn, voice_note: bytes) -> str:
-        return str(self.blobs.save(turn.user_key, voice_note, ".ogg"))
+    def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
+        return str(self.blobs.save(turn.user_key, audio, suffix))
 
     def save_turn(self, turn: Turn, result: dict) -> int:
         user_input, emotions = result["user_input"], result["emotion_analysis"]

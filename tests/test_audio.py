@@ -45,3 +45,12 @@ def test_a_ten_minute_voice_note_is_refused_with_its_length():
     note = codec.encode_voice_note(PcmAudio(np.zeros(16000 * 600, np.float32), 16000))
     with pytest.raises(InputError, match=r"is 10:00 long; I can listen to up to 5:00"):
         codec.decode(note, "audio/ogg", max_seconds=300)
+
+
+def test_wav_on_request_and_a_discord_waveform():
+    audio = PcmAudio(np.concatenate([tone(1.0, 22050), np.zeros(22050, np.float32)]), 22050)
+    wav = codec.encode_wav(audio)
+    assert wav[:4] == b"RIFF" and codec.decode(wav, "audio/wav", 60).duration_s == pytest.approx(2.0, abs=0.01)
+    levels = codec.waveform(audio)
+    assert len(levels) == 256 and max(levels) == 255
+    assert min(levels[:128]) > 200 and max(levels[128:]) == 0  # loud first half, silent second

@@ -21,6 +21,12 @@ class Codec:
     def encode_voice_note(self, audio):
         return b"OggS"
 
+    def encode_wav(self, audio):
+        return b"RIFF"
+
+    def waveform(self, audio, points=256):
+        return bytes([0, 128, 255])
+
 
 class Transcriber:
     name = "stt"
@@ -94,8 +100,8 @@ class Store:
     def persona_for(self, turn):
         return None
 
-    def save_reply_audio(self, turn, voice_note):
-        return "/tmp/reply.ogg"
+    def save_reply_audio(self, turn, audio, suffix):
+        return "/tmp/reply" + suffix
 
     def save_turn(self, turn, result):
         self.saved.append(result)
@@ -128,7 +134,8 @@ def test_text_turn_skips_the_audio_stages_and_says_why():
         result["metadata"]["stage_times"])
     assert result["response"] == "How lovely!"
     assert result["safety"]["action"] == "pass"
-    assert result["reply_audio"] == {"path": "/tmp/reply.ogg", "mime_type": "audio/ogg", "duration_s": 0.5}
+    assert result["reply_audio"] == {"path": "/tmp/reply.ogg", "mime_type": "audio/ogg",
+                                     "duration_s": 0.5, "waveform": "AID/"}
     assert pipeline.stages.store.saved[0]["response"] == "How lovely!"
 
 
@@ -192,3 +199,19 @@ def test_a_broken_optional_reader_costs_its_reading_not_the_reply():
     assert result.emotion_analysis.image_emotion is None
     assert result.metadata.skipped_stages["face_emotion"] == "failed; answered without it"
     assert result.response == "How lovely!"
+
+
+def test_wav_on_request():
+    result = make().run(Turn(user_id="u1", text="hi", reply_format="wav"))
+    assert (result.reply_audio.path, result.reply_audio.mime_type) == ("/tmp/reply.wav", "audio/wav")
+
+
+def test_the_voice_reads_a_speakable_version_of_the_reply():
+    class Recorder(Synthesizer):
+        def synthesize(self, text, style):
+            self.heard = text
+            return super().synthesize(text, style)
+
+    recorder = Recorder()
+    make(replier=Replier("See you at 3:30 😊"), synthesizer=recorder).run(Turn(user_id="u1", text="hi"))
+    assert recorder.heard == "See you at three thirty"
