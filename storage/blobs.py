@@ -16,8 +16,8 @@ class AudioBlobs:
         # Hashed so that no platform id ever becomes a path component.
         return self.root / hashlib.sha256(user_key.encode()).hexdigest()[:24]
 
-    def save(self, user_key: str, data: bytes, suffix: str) -> Path:
-        folder = self.user_dir(user_key)
+    def save(self, user_key: str, data: bytes, suffix: str, folder: str = "") -> Path:
+        folder = self.user_dir(user_key) / folder
         folder.mkdir(parents=True, exist_ok=True)
         path = folder / f"{uuid.uuid4().hex}{suffix}"
         partial = path.with_suffix(".partial")
@@ -27,6 +27,15 @@ class AudioBlobs:
 
     def delete_user(self, user_key: str) -> None:
         shutil.rmtree(self.user_dir(user_key), ignore_errors=True)
+
+    def delete_folder(self, user_key: str, folder: str) -> None:
+        shutil.rmtree(self.user_dir(user_key) / folder, ignore_errors=True)
+
+    def delete_files(self, paths: list[str] | None) -> None:
+        for path in paths or ():
+            resolved = Path(path).resolve()
+            if resolved.is_relative_to(self.root.resolve()):
+                resolved.unlink(missing_ok=True)
 
     def resolve(self, relative: str) -> Path | None:
         """A stored file by its path relative to the root, or None if it is not one of ours."""

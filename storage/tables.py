@@ -70,6 +70,8 @@ class VoiceProfile(Base):
     clip_paths: Mapped[list] = mapped_column(JSON, default=list)
     transcripts: Mapped[list] = mapped_column(JSON, default=list)
     speaker_embedding: Mapped[list | None] = mapped_column(JSON)
+    # What the offline converter fitted from the clips (a few kB); None for neural engines.
+    conversion: Mapped[dict | None] = mapped_column(JSON)
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 

@@ -93,3 +93,30 @@ def test_reply_audio_lives_in_a_per_user_folder_that_never_contains_the_id(tmp_p
     assert blobs.resolve("../outside.ogg") is None
     blobs.delete_user("telegram:../../etc")
     assert not path.exists()
+
+
+def test_a_voice_profile_is_kept_replaced_and_deleted_with_its_clips(engine, tmp_path):
+    from datetime import datetime, timezone
+    from pathlib import Path
+
+    from storage.voices import VoiceProfileStore
+
+    voices = VoiceProfileStore(session_factory(engine), AudioBlobs(tmp_path / "audio"))
+    consent = datetime(2026, 11, 22, tzinfo=timezone.utc)
+    assert voices.load("telegram:5") is None and not voices.status("telegram:5").registered
+    voices.save("telegram:5", [b"RIFF1", b"RIFF2"], ["one", "two"], "world-vc", [0.1, 0.2],
+                {"f0_mean": 5.1}, consent)
+    first = voices.load("telegram:5")
+    assert (first.transcripts, first.embedding, first.conversion) == (("one", "two"), (0.1, 0.2),
+                                                                     {"f0_mean": 5.1})
+    assert [Path(p).read_bytes() for p in first.clips] == [b"RIFF1", b"RIFF2"]
+    status = voices.status("telegram:5")
+    assert (status.clips, status.model_name) == (2, "world-vc")
+    assert status.consented_at.replace(tzinfo=timezone.utc) == consent
+
+    voices.save("telegram:5", [b"RIFF3"], ["three"], "world-vc", None, None, consent)
+    assert not any(Path(p).exists() for p in first.clips)
+    second = voices.load("telegram:5")
+    assert voices.delete("telegram:5") and voices.load("telegram:5") is None
+    assert not Path(second.clips[0]).exists()
+    assert not voices.delete("telegram:5")
