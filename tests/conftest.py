@@ -105,3 +105,9 @@ def data_dir(tmp_path, monkeypatch):
     """A data dir of this test's own, for tests that build their own storage."""
     monkeypatch.setenv("HEARTLINE_DATA_DIR", str(tmp_path))
     return tmp_path
+
+
+def pytest_sessionfinish(session, exitstatus):
+    import shutil
+
+    shutil.rmtree(_SESSION_DATA, ignore_errors=True)
