@@ -78,6 +78,17 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(handler=_worker)
 
+    models = commands.add_parser("models", help="manage model weights")
+    model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
+    fetch = model_commands.add_parser(
+        "fetch", help="download production weights into the model cache (needs the network)")
+    from models.fetch import CATALOGUE
+
+    for kind, choices in CATALOGUE.items():
+        fetch.add_argument(f"--{kind}", choices=sorted(choices), action="append", default=[])
+    fetch.add_argument("--endpoint", help="a Hugging Face Hub mirror (default: the hub)")
+    fetch.set_defaults(handler=_fetch)
+
     config = commands.add_parser("config", help="print the effective settings, secrets masked")
     config.add_argument("--json", action="store_true")
     config.set_defaults(handler=_config)
@@ -189,6 +200,23 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
         if token is not None:
             log.warning("%s token set, but the %s adapter is not built yet", name, name)
     serve(settings)
+    return 0
+
+
+def _fetch(args: argparse.Namespace, settings: Settings) -> int:
+    from models.fetch import CATALOGUE, fetch
+
+    wanted = [(kind, name) for kind in CATALOGUE for name in getattr(args, kind)]
+    if not wanted:
+        raise CliError("say what to fetch, e.g. --stt small or --tts xtts")
+    if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
+        raise CliError("fetching needs the network: unset HF_HUB_OFFLINE for this command")
+    for kind, name in wanted:
+        item = CATALOGUE[kind][name]
+        print(f"fetching {item.repo_id} into {settings.models_dir / item.folder}", file=sys.stderr)
+        if item.note:
+            print(f"  {item.note}", file=sys.stderr)
+        fetch(kind, name, settings.models_dir, endpoint=args.endpoint)
     return 0
 
 
