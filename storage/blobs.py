@@ -28,6 +28,14 @@ class AudioBlobs:
     def delete_user(self, user_key: str) -> None:
         shutil.rmtree(self.user_dir(user_key), ignore_errors=True)
 
+    def delete_except(self, user_key: str, keep: tuple[str, ...]) -> None:
+        """Delete the user's files, except the named folders."""
+        folder = self.user_dir(user_key)
+        for child in folder.iterdir() if folder.is_dir() else ():
+            if child.is_dir() and child.name in keep:
+                continue
+            shutil.rmtree(child) if child.is_dir() else child.unlink()
+
     def delete_folder(self, user_key: str, folder: str) -> None:
         shutil.rmtree(self.user_dir(user_key) / folder, ignore_errors=True)
 

@@ -13,6 +13,7 @@ from storage.blobs import AudioBlobs
 from storage.tables import User
 from storage.tables import VoiceProfile as VoiceProfileRow
 from storage.turns import get_or_create_user, split_user_key
+from storage.users import VOICE_CLIPS
 
 
 @dataclass(frozen=True)
@@ -33,7 +34,7 @@ class VoiceProfileStore:
              embedding: list[float] | None, conversion: dict | None, consented_at: datetime) -> None:
         """Replace the user's profile with these WAV clips and what was fitted from them."""
         old = self._row_paths(user_key)
-        paths = [str(self.blobs.save(user_key, wav, ".wav", folder="voice")) for wav in clips]
+        paths = [str(self.blobs.save(user_key, wav, ".wav", folder=VOICE_CLIPS)) for wav in clips]
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions.begin() as session:
             user = get_or_create_user(session, platform, platform_user_id)
@@ -76,7 +77,7 @@ class VoiceProfileStore:
             if row is not None:
                 session.delete(row)
         self.blobs.delete_files(paths)
-        self.blobs.delete_folder(user_key, "voice")
+        self.blobs.delete_folder(user_key, VOICE_CLIPS)
         return paths is not None
 
     def _row_paths(self, user_key: str) -> list[str] | None:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.migration import MigrationContext
@@ -97,7 +99,6 @@ def test_reply_audio_lives_in_a_per_user_folder_that_never_contains_the_id(tmp_p
 
 def test_a_voice_profile_is_kept_replaced_and_deleted_with_its_clips(engine, tmp_path):
     from datetime import datetime, timezone
-    from pathlib import Path
 
     from storage.voices import VoiceProfileStore
 
@@ -120,3 +121,36 @@ def test_a_voice_profile_is_kept_replaced_and_deleted_with_its_clips(engine, tmp
     assert voices.delete("telegram:5") and voices.load("telegram:5") is None
     assert not Path(second.clips[0]).exists()
     assert not voices.delete("telegram:5")
+
+
+def test_preferences_training_clips_and_forget(engine, tmp_path):
+    from storage.users import UserStore
+    from storage.voices import VoiceProfileStore
+
+    sessions, blobs = session_factory(engine), AudioBlobs(tmp_path / "audio")
+    users, turns = UserStore(sessions, blobs), SqlTurnStore(sessions, blobs)
+    key = "discord:77"
+    assert users.prefs(key).voice_replies and users.prefs(key).persona is None
+    users.update(key, persona="tutor", voice_replies=False)
+    assert (users.prefs(key).persona, users.prefs(key).voice_replies) == ("tutor", False)
+
+    users.start_training(key)
+    assert users.prefs(key).training_since is not None
+    assert users.add_pending_clip(key, b"RIFFa", "first") == 1
+    assert users.add_pending_clip(key, b"RIFFb", "second") == 2
+    assert users.pending_clips(key) == [(b"RIFFa", "first"), (b"RIFFb", "second")]
+    users.stop_training(key)
+    assert users.pending_clips(key) == [] and users.prefs(key).training_since is None
+
+    from datetime import datetime, timezone
+
+    VoiceProfileStore(sessions, blobs).save(key, [b"RIFFv"], ["mine"], "m", None, None,
+                                            datetime.now(timezone.utc))
+    turn = Turn(user_id="77", platform="discord")
+    audio = turns.save_reply_audio(turn, b"OggS", ".ogg")
+    turns.save_turn(turn, result("sad", "sorry"))
+    assert users.recent_emotions(key, 5) == [("joy", 0.9)]
+    users.forget(key)
+    assert users.recent_emotions(key, 5) == [] and not Path(audio).exists()
+    assert VoiceProfileStore(sessions, blobs).load(key) is not None  # the voice stays
+    assert users.prefs(key).persona == "tutor"

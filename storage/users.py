@@ -1,0 +1,84 @@
+"""What a user chose (persona, voice replies), where they are in /voice train, and /forget."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timezone
+
+from sqlalchemy import delete, select
+from sqlalchemy.orm import Session, sessionmaker
+
+from storage.blobs import AudioBlobs
+from storage.tables import Message, User
+from storage.turns import get_or_create_user, split_user_key
+
+PENDING_CLIPS = "voice-pending"
+VOICE_CLIPS = "voice"
+
+
+@dataclass(frozen=True)
+class UserPrefs:
+    persona: str | None = None
+    voice_replies: bool = True
+    training_since: datetime | None = None
+    banned: bool = False
+
+
+class UserStore:
+    def __init__(self, sessions: sessionmaker[Session], blobs: AudioBlobs) -> None:
+        self.sessions = sessions
+        self.blobs = blobs
+
+    def prefs(self, user_key: str) -> UserPrefs:
+        platform, platform_user_id = split_user_key(user_key)
+        with self.sessions() as session:
+            user = session.scalar(select(User).where(
+                User.platform == platform, User.platform_user_id == platform_user_id))
+            if user is None:
+                return UserPrefs()
+            return UserPrefs(user.persona, user.voice_replies, user.voice_training_since, user.banned)
+
+    def update(self, user_key: str, **changes) -> None:
+        """Set columns of the user's row (persona, voice_replies, voice_training_since, banned)."""
+        with self.sessions.begin() as session:
+            user = get_or_create_user(session, *split_user_key(user_key))
+            for name, value in changes.items():
+                setattr(user, name, value)
+
+    def start_training(self, user_key: str) -> None:
+        self.blobs.delete_folder(user_key, PENDING_CLIPS)
+        self.update(user_key, voice_training_since=datetime.now(timezone.utc))
+
+    def stop_training(self, user_key: str) -> None:
+        self.blobs.delete_folder(user_key, PENDING_CLIPS)
+        self.update(user_key, voice_training_since=None)
+
+    def add_pending_clip(self, user_key: str, wav: bytes, transcript: str) -> int:
+        """Keep one checked clip until /voice done; returns how many are kept now."""
+        path = self.blobs.save(user_key, wav, ".wav", folder=PENDING_CLIPS)
+        path.with_suffix(".txt").write_text(transcript, encoding="utf-8")
+        return len(self.pending_clips(user_key))
+
+    def pending_clips(self, user_key: str) -> list[tuple[bytes, str]]:
+        folder = self.blobs.user_dir(user_key) / PENDING_CLIPS
+        wavs = sorted(folder.glob("*.wav"), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
+        return [(p.read_bytes(), p.with_suffix(".txt").read_text(encoding="utf-8")) for p in wavs]
+
+    def recent_emotions(self, user_key: str, count: int) -> list[tuple[str, float]]:
+        platform, platform_user_id = split_user_key(user_key)
+        with self.sessions() as session:
+            rows = session.execute(
+                select(Message.emotion, Message.emotion_confidence).join(User)
+                .where(User.platform == platform, User.platform_user_id == platform_user_id)
+                .order_by(Message.id.desc()).limit(count)
+            ).all()
+        return [(emotion, confidence) for emotion, confidence in reversed(rows)]
+
+    def forget(self, user_key: str) -> None:
+        """Delete the user's conversation: messages and reply audio. Their voice stays."""
+        platform, platform_user_id = split_user_key(user_key)
+        with self.sessions.begin() as session:
+            user_ids = select(User.id).where(
+                User.platform == platform, User.platform_user_id == platform_user_id)
+            session.execute(delete(Message).where(Message.user_id.in_(user_ids)))
+        self.blobs.delete_except(user_key, keep=(VOICE_CLIPS,))
