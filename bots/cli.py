@@ -115,7 +115,7 @@ def _read(path: Path | None, what: str) -> bytes | None:
 
 
 def _reply(args: argparse.Namespace, settings: Settings) -> int:
-    from workers.queues import RedisQueue, make_queue
+    from workers.queues import RedisQueue, make_queue, submit_turn
 
     turn = Turn(
         user_id=args.user,
@@ -136,7 +136,7 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(queue, RedisQueue) and not queue.workers_listening():
         log.warning("no worker is listening on queue %r yet; start one with `heartline worker`",
                     settings.queue_name)
-    result = queue.submit(turn).result(timeout=settings.job_timeout_s + 60)
+    result = submit_turn(queue, turn).result(timeout=settings.job_timeout_s + 60)
     if args.out and result["reply_audio"]:
         args.out.mkdir(parents=True, exist_ok=True)
         suffix = Path(result["reply_audio"]["path"]).suffix

@@ -9,7 +9,7 @@ import pytest
 from config.settings import Settings
 from core.errors import InputError
 from core.turn import Turn
-from workers.queues import EmbeddedQueue, JobFailed, RedisQueue
+from workers.queues import EmbeddedQueue, JobFailed, RedisQueue, submit_turn
 
 RESULT_KEYS = {"user_input", "emotion_analysis", "response", "reply_audio", "safety", "metadata"}
 
@@ -57,7 +57,7 @@ def text_turn(**kwargs) -> Turn:
 
 
 def test_a_turn_through_rq_gives_the_pipeline_result(rq_queue, pipeline):
-    handle = rq_queue.submit(text_turn())
+    handle = submit_turn(rq_queue, text_turn())
     work(rq_queue)
     result = handle.result(timeout=10)
     assert set(result) == RESULT_KEYS
@@ -68,7 +68,7 @@ def test_a_turn_through_rq_gives_the_pipeline_result(rq_queue, pipeline):
 def test_a_failed_job_is_retried_and_the_turn_kept_once(rq_queue, pipeline, monkeypatch):
     flaky = FlakyStore(pipeline.stages.store, failures=1)
     monkeypatch.setattr(pipeline.stages, "store", flaky)
-    handle = rq_queue.submit(text_turn())
+    handle = submit_turn(rq_queue, text_turn())
     work(rq_queue)
     result = handle.result(timeout=10)
     assert flaky.calls == 2
@@ -79,7 +79,7 @@ def test_a_failed_job_is_retried_and_the_turn_kept_once(rq_queue, pipeline, monk
 
 def test_a_job_that_keeps_failing_ends_failed(rq_queue, pipeline, monkeypatch):
     monkeypatch.setattr(pipeline.stages, "store", FlakyStore(pipeline.stages.store, failures=99))
-    handle = rq_queue.submit(text_turn())
+    handle = submit_turn(rq_queue, text_turn())
     work(rq_queue)
     with pytest.raises(JobFailed):
         handle.result(timeout=10)
@@ -87,7 +87,7 @@ def test_a_job_that_keeps_failing_ends_failed(rq_queue, pipeline, monkeypatch):
 
 
 def test_bad_input_is_answered_not_retried(rq_queue, pipeline):
-    handle = rq_queue.submit(Turn(user_id="q-bad", audio=b"not audio at all", audio_mime="audio/ogg"))
+    handle = submit_turn(rq_queue, Turn(user_id="q-bad", audio=b"not audio at all", audio_mime="audio/ogg"))
     work(rq_queue)
     with pytest.raises(InputError, match="couldn't read that audio"):
         handle.result(timeout=10)
@@ -97,7 +97,7 @@ def test_bad_input_is_answered_not_retried(rq_queue, pipeline):
 
 def test_a_redelivered_message_is_one_job(rq_queue):
     turn = text_turn(platform="telegram", chat_id="5", message_id=uuid.uuid4().hex)
-    first, second = rq_queue.submit(turn), rq_queue.submit(turn)
+    first, second = submit_turn(rq_queue, turn), submit_turn(rq_queue, turn)
     assert first.job_id == second.job_id
     assert rq_queue.queue.count == 1
 
@@ -107,10 +107,10 @@ def test_the_embedded_queue_runs_the_same_job_with_retries_and_dedup(pipeline, m
     flaky = FlakyStore(pipeline.stages.store, failures=1)
     monkeypatch.setattr(pipeline.stages, "store", flaky)
     turn = text_turn(platform="web", chat_id="w", message_id="m1")
-    first, second = queue.submit(turn), queue.submit(turn)
+    first, second = submit_turn(queue, turn), submit_turn(queue, turn)
     assert first is second
     result = first.result(timeout=120)
     assert set(result) == RESULT_KEYS and flaky.calls == 2
     with pytest.raises(InputError):
-        queue.submit(Turn(user_id="e", image=None, text="")).result(timeout=60)
+        submit_turn(queue, Turn(user_id="e", image=None, text="")).result(timeout=60)
     queue.close()

@@ -1,7 +1,8 @@
-"""Two ways to carry a turn to the job function: RQ on Redis, or an embedded in-process queue.
+"""Two ways to carry a job to a worker: RQ on Redis, or an embedded in-process queue.
 
-Both run `workers.jobs.process_turn`, retry a failed job the configured number of times, and
-give one job per platform message however often the platform delivers it.
+Both run the job functions in `workers.jobs`, retry a failed job the configured number of
+times, and give one job per job id however often it is submitted (a platform redelivering a
+message submits the same id again).
 """
 
 from __future__ import annotations
@@ -10,10 +11,11 @@ import hashlib
 import logging
 import time
 from collections import OrderedDict
+from collections.abc import Callable
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from threading import Lock
-from typing import Protocol
+from typing import Any, Protocol
 
 from config.settings import Settings
 from core.errors import InputError
@@ -31,27 +33,34 @@ class JobFailed(RuntimeError):
         self.job_id = job_id
 
 
-class TurnHandle(Protocol):
+class JobHandle(Protocol):
     job_id: str
 
-    def result(self, timeout: float) -> dict:
-        """The turn's result; raises InputError, JobFailed or TimeoutError."""
+    def result(self, timeout: float) -> Any:
+        """The job's result; raises InputError, JobFailed or TimeoutError."""
 
 
-class TurnQueue(Protocol):
-    def submit(self, turn: Turn) -> TurnHandle: ...
+class JobQueue(Protocol):
+    def submit(self, job: Callable, *args: Any, job_id: str | None = None,
+               description: str = "job") -> JobHandle:
+        """Run `job(*args)` on a worker. `description` is logged: never put user content in it."""
 
 
-def job_id_for(turn: Turn) -> str | None:
+def submit_turn(queue: JobQueue, turn: Turn) -> JobHandle:
+    return queue.submit(jobs.process_turn, turn, job_id=message_job_id(turn),
+                        description=f"turn from {turn.platform}")
+
+
+def message_job_id(turn: Turn) -> str | None:
     """Same platform message, same job id: that is what makes a redelivery one job."""
     if not turn.message_id:
         return None
     key = f"{turn.platform}\0{turn.chat_id}\0{turn.message_id}"
-    return "turn-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    return "msg-" + hashlib.sha256(key.encode()).hexdigest()[:32]
 
 
-def _unwrap(payload: dict) -> dict:
-    if "error" in payload:
+def _unwrap(payload: Any) -> Any:
+    if isinstance(payload, dict) and "error" in payload:
         raise InputError(payload["error"]["message"])
     return payload
 
@@ -61,7 +70,7 @@ class EmbeddedHandle:
         self.job_id = job_id
         self.future = future
 
-    def result(self, timeout: float) -> dict:
+    def result(self, timeout: float) -> Any:
         try:
             return _unwrap(self.future.result(timeout))
         except FutureTimeout:
@@ -69,7 +78,7 @@ class EmbeddedHandle:
 
 
 class EmbeddedQueue:
-    """One worker thread in this process: the same job function, no Redis needed."""
+    """One worker thread in this process: the same job functions, no Redis needed."""
 
     REMEMBERED_JOBS = 10_000
 
@@ -80,26 +89,27 @@ class EmbeddedQueue:
         self._lock = Lock()
         self._count = 0
 
-    def submit(self, turn: Turn) -> EmbeddedHandle:
-        job_id = job_id_for(turn)
+    def submit(self, job: Callable, *args: Any, job_id: str | None = None,
+               description: str = "job") -> EmbeddedHandle:
         with self._lock:
             if job_id and job_id in self._jobs:
-                log.info("duplicate delivery of job %s ignored", job_id)
+                log.info("duplicate submission of job %s ignored", job_id)
                 return self._jobs[job_id]
             self._count += 1
             job_id = job_id or f"embedded-{self._count}"
-            handle = EmbeddedHandle(job_id, self._executor.submit(self._run, job_id, turn))
-            self._jobs[job_id] = handle
+            future = self._executor.submit(self._run, job_id, description, job, args)
+            handle = self._jobs[job_id] = EmbeddedHandle(job_id, future)
             while len(self._jobs) > self.REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
         return handle
 
-    def _run(self, job_id: str, turn: Turn) -> dict:
+    def _run(self, job_id: str, description: str, job: Callable, args: tuple) -> Any:
         for attempt in range(self.retries + 1):
             try:
-                return jobs.process_turn(turn)
+                return job(*args)
             except Exception:
-                log.exception("job %s failed (attempt %d of %d)", job_id, attempt + 1, self.retries + 1)
+                log.exception("%s (job %s) failed, attempt %d of %d", description, job_id,
+                              attempt + 1, self.retries + 1)
         raise JobFailed(job_id)
 
     def warm_up(self) -> Future:
@@ -117,7 +127,7 @@ class RedisHandle:
         self.job = job
         self.job_id = job.id
 
-    def result(self, timeout: float) -> dict:
+    def result(self, timeout: float) -> Any:
         deadline = time.monotonic() + timeout
         while True:
             status = self.job.get_status(refresh=True)
@@ -145,21 +155,21 @@ class RedisQueue:
 
         return Worker.count(connection=self.connection, queue=self.queue)
 
-    def submit(self, turn: Turn) -> RedisHandle:
+    def submit(self, job: Callable, *args: Any, job_id: str | None = None,
+               description: str = "job") -> RedisHandle:
         from rq import Retry
         from rq.exceptions import DuplicateJobError
         from rq.job import Job
 
-        job_id = job_id_for(turn)
         cfg = self.settings
         try:
-            job = self.queue.enqueue(
-                jobs.process_turn,
-                turn,
+            enqueued = self.queue.enqueue(
+                job,
+                *args,
                 job_id=job_id,
                 unique=job_id is not None,
-                # RQ logs the description at info level: it must never contain the message.
-                description=f"turn from {turn.platform}",
+                # RQ logs the description at info level: it must never contain user content.
+                description=description,
                 job_timeout=cfg.job_timeout_s,
                 result_ttl=cfg.result_ttl_s,
                 failure_ttl=cfg.result_ttl_s,
@@ -167,12 +177,12 @@ class RedisQueue:
                 if cfg.job_retries else None,
             )
         except DuplicateJobError:
-            log.info("duplicate delivery of job %s ignored", job_id)
-            job = Job.fetch(job_id, connection=self.connection)
-        return RedisHandle(job)
+            log.info("duplicate submission of job %s ignored", job_id)
+            enqueued = Job.fetch(job_id, connection=self.connection)
+        return RedisHandle(enqueued)
 
 
-def make_queue(settings: Settings) -> TurnQueue:
+def make_queue(settings: Settings) -> JobQueue:
     if settings.redis_url:
         return RedisQueue(settings)
     return EmbeddedQueue(retries=settings.job_retries)

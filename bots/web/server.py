@@ -14,7 +14,7 @@ from config.settings import Settings
 from core.errors import InputError
 from core.personas import persona_names
 from core.turn import Turn
-from workers.queues import EmbeddedQueue, JobFailed, TurnQueue, make_queue
+from workers.queues import EmbeddedQueue, JobFailed, JobQueue, make_queue, submit_turn
 
 log = logging.getLogger(__name__)
 
@@ -25,7 +25,7 @@ SETTINGS = web.AppKey("settings", Settings)
 QUEUE = web.AppKey("queue", object)
 
 
-def create_app(settings: Settings, queue: TurnQueue) -> web.Application:
+def create_app(settings: Settings, queue: JobQueue) -> web.Application:
     # Room for one audio file and one image at the upload limit, plus the form fields.
     app = web.Application(client_max_size=2 * settings.max_upload_bytes + 2**20)
     app[SETTINGS] = settings
@@ -71,7 +71,7 @@ async def _turn(request: web.Request) -> web.Response:
     for data, what in ((turn.audio, "recording"), (turn.image, "image")):
         if data is not None and len(data) > settings.max_upload_bytes:
             return _error(413, f"That {what} is larger than {settings.max_upload_bytes // 2**20} MB.")
-    handle = request.app[QUEUE].submit(turn)
+    handle = submit_turn(request.app[QUEUE], turn)
     loop = asyncio.get_running_loop()
     try:
         result = await loop.run_in_executor(None, handle.result, settings.job_timeout_s + 60)
