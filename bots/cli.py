@@ -193,13 +193,11 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:
-    from bots.web.server import serve
+    import asyncio
 
-    for name, token in (("Telegram", settings.telegram_bot_token),
-                        ("Discord", settings.discord_bot_token)):
-        if token is not None:
-            log.warning("%s token set, but the %s adapter is not built yet", name, name)
-    serve(settings)
+    from bots.run import run
+
+    asyncio.run(run(settings))
     return 0
 
 

@@ -48,6 +48,26 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("HEARTLINE_DISCORD_BOT_TOKEN", "DISCORD_BOT_TOKEN")
     )
 
+    telegram_library: Literal["ptb", "aiogram"] = "ptb"
+    # A self-hosted Bot API server, e.g. http://localhost:8081 (default: Telegram's).
+    telegram_api_url: str | None = None
+    # Webhook mode when set (the public HTTPS URL Telegram posts to); long polling otherwise.
+    telegram_webhook_url: str | None = None
+    telegram_webhook_secret: SecretStr | None = None
+    telegram_webhook_host: str = "0.0.0.0"
+    telegram_webhook_port: int = 8443
+    discord_api_url: str | None = None
+    discord_gateway_url: str | None = None
+
+    # Who may talk to the bot: "platform:id" of users or chats; empty lists let everyone in.
+    allowed_users: list[str] = []
+    allowed_chats: list[str] = []
+    # In groups and servers, answer only when mentioned or replied to ("mention"), or always.
+    group_replies: Literal["mention", "always"] = "mention"
+    # How a voice reply carries its words: as the caption, as a separate message, or not at all.
+    reply_text: Literal["caption", "message", "none"] = "caption"
+    max_messages_per_minute: int = 12
+
     default_persona: Literal["assistant", "friend", "tutor"] = "friend"
     max_audio_seconds: float = 300.0
     max_upload_bytes: int = 20 * 1024 * 1024
@@ -76,7 +96,8 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
 
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
-                     mode="before")
+                     "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",
+                     "discord_api_url", "discord_gateway_url", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # `TOKEN=` in a compose file or .env means "not set", not "an empty token".
@@ -112,7 +133,7 @@ class Settings(BaseSettings):
     def masked(self) -> dict:
         """The effective settings, safe to print: tokens and passwords hidden."""
         values = self.model_dump(mode="json")
-        for key in ("telegram_bot_token", "discord_bot_token"):
+        for key in ("telegram_bot_token", "discord_bot_token", "telegram_webhook_secret"):
             if values[key]:
                 values[key] = "********"
         for key in ("database_url", "redis_url"):

@@ -10,8 +10,11 @@ from __future__ import annotations
 import logging
 import os
 import threading
+from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+
+from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.pipeline import Pipeline, PipelineSettings, Stages
@@ -33,6 +36,7 @@ log = logging.getLogger(__name__)
 
 # One model load at a time: two threads asking for the same model must not load it twice.
 _loading = threading.RLock()
+_opening = threading.Lock()
 
 
 def offline_environment(settings: Settings) -> None:
@@ -111,12 +115,30 @@ def _synthesizer(backend: str, voice: Path | None, device: str) -> SpeechSynthes
     return PiperSynthesizer(voice or packaged_voice(), use_cuda=device == "cuda")
 
 
+@dataclass(frozen=True)
+class Storage:
+    sessions: sessionmaker[Session]
+    blobs: AudioBlobs
+
+
+def open_storage(settings: Settings) -> Storage:
+    """The database (migrated to the current schema) and the audio files, once per process."""
+    settings.data_dir.mkdir(parents=True, exist_ok=True)
+    with _opening:  # the web thread and the worker thread may both open it first
+        return _storage(settings.sqlalchemy_url, settings.audio_dir.resolve())
+
+
+@cache
+def _storage(url: str, audio_dir: Path) -> Storage:
+    engine = make_engine(url)
+    migrate(engine)
+    return Storage(session_factory(engine), AudioBlobs(audio_dir))
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     offline_environment(settings)
-    settings.data_dir.mkdir(parents=True, exist_ok=True)
-    engine = make_engine(settings.sqlalchemy_url)
-    migrate(engine)
-    sessions = session_factory(engine)
+    storage = open_storage(settings)
+    sessions = storage.sessions
     s = settings
     with _loading:
         log.info("loading models on %s", s.device)
@@ -132,7 +154,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             fallback=RuleBasedReplies(),
             toxicity=_toxicity(),
             synthesizer=_synthesizer(s.tts_backend, s.piper_voice, s.device),
-            store=SqlTurnStore(sessions, AudioBlobs(s.audio_dir.resolve())),
+            store=SqlTurnStore(sessions, storage.blobs),
         )
         log.info("models ready")
     return Pipeline(stages, pipeline_settings(settings))

@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import logging
+
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.turn import Memory, Turn
 from storage.blobs import AudioBlobs
 from storage.tables import Message, ModerationEvent, User
+
+log = logging.getLogger(__name__)
 
 
 def split_user_key(user_key: str) -> tuple[str, str]:
@@ -44,6 +48,11 @@ class SqlTurnStore:
 
     def save_turn(self, turn: Turn, result: dict) -> int:
         user_input, emotions = result["user_input"], result["emotion_analysis"]
+        if turn.message_id:
+            stored = self._stored_id(turn)
+            if stored is not None:  # a redelivery that got past the queue's dedup
+                log.info("%s message already stored as %d", turn.platform, stored)
+                return stored
         with self.sessions.begin() as session:
             user = get_or_create_user(session, turn.platform, turn.user_id)
             message = Message(
@@ -69,6 +78,13 @@ class SqlTurnStore:
                 session.add(ModerationEvent(user_id=user.id, message_id=message.id, kind="flagged_input",
                                             reasons=result["safety"]["input_flags"]))
             return message.id
+
+
+    def _stored_id(self, turn: Turn) -> int | None:
+        with self.sessions() as session:
+            return session.scalar(select(Message.id).where(
+                Message.platform == turn.platform, Message.chat_id == turn.chat_id,
+                Message.platform_message_id == turn.message_id))
 
 
 class SqlHistory:

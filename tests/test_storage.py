@@ -66,11 +66,16 @@ def test_turns_are_kept_per_platform_identity_and_recalled_in_order(engine, tmp_
 
 
 def test_one_platform_message_is_stored_once(engine, tmp_path):
-    store = SqlTurnStore(session_factory(engine), AudioBlobs(tmp_path / "audio"))
+    sessions = session_factory(engine)
+    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
     turn = Turn(user_id="7", platform="telegram", chat_id="c", message_id="1001")
-    store.save_turn(turn, result())
-    with pytest.raises(IntegrityError):
-        store.save_turn(turn, result())
+    first = store.save_turn(turn, result())
+    assert store.save_turn(turn, result("again")) == first
+    with sessions() as session, pytest.raises(IntegrityError):  # and the schema itself insists
+        user_id = session.scalar(select(Message.user_id))
+        session.add(Message(user_id=user_id, platform="telegram", chat_id="c",
+                            platform_message_id="1001", emotion_analysis={}, safety={}, details={}))
+        session.commit()
 
 
 def test_flagged_input_opens_a_moderation_event_and_deleting_a_user_removes_everything(engine, tmp_path):

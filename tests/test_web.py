@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 from aiohttp.test_utils import TestServer
 
+from bots.run import make_chat
 from bots.web.server import create_app
-from workers.queues import EmbeddedQueue
 
 USER = "browser-0123456789"
 
@@ -18,15 +18,15 @@ def run(coroutine):
 
 
 async def _serve(settings, scenario):
-    queue = EmbeddedQueue()
-    server = TestServer(create_app(settings, queue))
+    chat = make_chat(settings)
+    server = TestServer(create_app(settings, chat))
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
             return await scenario(http)
     finally:
         await server.close()
-        queue.close()
+        chat.queue.close()
 
 
 def test_the_page_and_a_text_turn(settings, pipeline):
@@ -66,5 +66,8 @@ def test_a_recorded_voice_note_and_bad_uploads(settings, pipeline, say):
 
         anonymous = await http.post("/api/turn", data=aiohttp.FormData({"user": "x", "text": "hi"}))
         assert anonymous.status == 400
+
+        command = await http.post("/api/turn", data=aiohttp.FormData({"user": USER, "text": "/persona tutor"}))
+        assert (await command.json())["response"] == "Okay, from now on I'm your tutor."
 
     run(_serve(settings, scenario))

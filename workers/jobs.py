@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import threading
+from datetime import datetime
 
 from config.settings import Settings
 from config.wiring import build_pipeline
@@ -36,3 +37,35 @@ def process_turn(turn: Turn) -> dict:
     except InputError as error:
         log.info("turn from %s refused: %s", turn.platform, error)
         return {"error": {"kind": "input", "message": str(error)}}
+
+
+def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
+    """One /voice train clip: decoded, checked, loudness-normalised and transcribed.
+
+    Returns {"wav", "transcript", "seconds"}, or {"error": ...} saying what to record instead.
+    """
+    from models.voice_clips import check_clip
+
+    pipeline = current_pipeline()
+    stages = pipeline.stages
+    try:
+        decoded = stages.codec.decode(audio, mime_type, pipeline.settings.max_audio_seconds)
+        checked = check_clip(decoded)
+    except InputError as error:
+        return {"error": {"kind": "input", "message": str(error)}}
+    transcript = stages.transcriber.transcribe(checked.audio).text
+    return {"wav": stages.codec.encode_wav(checked.audio), "transcript": transcript,
+            "seconds": round(checked.audio.duration_s, 2)}
+
+
+def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime) -> dict:
+    """Make the user's voice profile from their checked clips (WAV bytes and transcripts)."""
+    from config.wiring import open_storage
+    from storage.voices import VoiceProfileStore
+
+    storage = open_storage(Settings())
+    VoiceProfileStore(storage.sessions, storage.blobs).save(
+        user_key, [wav for wav, _ in clips], [text for _, text in clips], model_name="clips-only",
+        embedding=None, conversion=None, consented_at=consented_at,
+    )
+    return {"clips": len(clips), "engine": "clips-only"}

@@ -1,0 +1,310 @@
+"""What every front door shares: who may talk, commands, voice registration, turns, and the
+words Heartline says when something is not right.
+
+Adapters turn a platform message into an `Incoming` (files already downloaded), call
+`Chat.handle`, and send back the `Outgoing` replies in their platform's way.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import base64
+import logging
+import time
+import uuid
+from collections import OrderedDict, defaultdict, deque
+from dataclasses import dataclass
+from datetime import datetime, timezone
+from threading import Lock
+
+from config.settings import Settings
+from core.errors import InputError
+from core.personas import persona_names
+from core.turn import Turn
+from storage.users import UserPrefs, UserStore
+from storage.voices import VoiceProfileStore
+from workers import jobs
+from workers.queues import JobFailed, JobQueue, submit_turn
+
+log = logging.getLogger(__name__)
+
+MIN_CLIPS, MAX_CLIPS = 2, 5
+
+WELCOME = (
+    "Hi, I'm Heartline. Talk to me by text or voice note, or send a selfie, and I'll answer "
+    "with my voice. /help shows what else I can do; /privacy says what I keep."
+)
+HELP = """I understand text, voice notes, audio files and photos. Commands:
+/persona assistant|friend|tutor - how I talk with you
+/voice train - teach me your voice (2-5 short voice notes of you speaking)
+/voice done, /voice cancel - finish or stop teaching
+/voice status, /voice delete - your registered voice
+/voice on|off - voice replies or text only
+/mood - how you've seemed lately
+/forget - delete our conversation (your voice stays until /voice delete)
+/privacy - what I keep and how to delete it"""
+PRIVACY = """What I keep: your messages and my replies (with the emotions I read in them), my reply voice notes, and, only if you register it, the voice clips you record for /voice train.
+What I don't keep: your incoming voice notes and photos after I've answered.
+/forget deletes our conversation; /voice delete deletes your voice clips and profile. Your voice is only ever learned from clips you record yourself."""
+TRAINING_START = (
+    f"Let's learn your voice. Send me {MIN_CLIPS} to {MAX_CLIPS} voice notes of you speaking, "
+    "3 to 30 seconds each: read something aloud in a quiet place. Record them now (I can't "
+    "learn from forwarded audio). Say /voice done when you've sent them, /voice cancel to stop."
+)
+NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
+SLOW_DOWN = "You're sending messages faster than I can answer. Give me a minute, please."
+UNSUPPORTED = "I can read text, voice notes, audio files and photos, but not that kind of message."
+
+
+@dataclass(frozen=True)
+class Incoming:
+    """One platform message, files already downloaded."""
+
+    platform: str
+    user_id: str
+    chat_id: str
+    message_id: str
+    text: str | None = None
+    audio: bytes | None = None
+    audio_mime: str | None = None
+    image: bytes | None = None
+    private: bool = True
+    addressed: bool = False  # in a group: the bot was mentioned or replied to
+    forwarded: bool = False
+
+    @property
+    def user_key(self) -> str:
+        return f"{self.platform}:{self.user_id}"
+
+
+@dataclass(frozen=True)
+class VoiceNote:
+    ogg: bytes
+    duration_s: float
+    waveform: bytes
+
+
+@dataclass(frozen=True)
+class Outgoing:
+    text: str | None = None
+    voice: VoiceNote | None = None
+    result: dict | None = None  # the whole turn result, for doors that show more of it
+    problem: str | None = None  # "input" (what the user sent) or "internal" (our fault)
+
+
+def too_large(size: int | None, settings: Settings) -> Outgoing | None:
+    """Refuse a file by its announced size, before downloading it."""
+    limit = settings.max_upload_bytes
+    if size is not None and size > limit:
+        shown = f"{limit / 2**20:.0f} MB" if limit >= 2**20 else f"{limit // 1024} KB"
+        return Outgoing(text=f"That file is too large for me (the limit is {shown}).", problem="input")
+    return None
+
+
+class RecentlySeen:
+    """Platform message keys already handled: redeliveries are dropped."""
+
+    def __init__(self, size: int = 50_000) -> None:
+        self._keys: OrderedDict[str, None] = OrderedDict()
+        self._size = size
+        self._lock = Lock()
+
+    def first_time(self, key: str) -> bool:
+        with self._lock:
+            if key in self._keys:
+                return False
+            self._keys[key] = None
+            while len(self._keys) > self._size:
+                self._keys.popitem(last=False)
+            return True
+
+
+class Chat:
+    def __init__(self, settings: Settings, queue: JobQueue, users: UserStore,
+                 voices: VoiceProfileStore) -> None:
+        self.settings = settings
+        self.queue = queue
+        self.users = users
+        self.voices = voices
+        self.seen = RecentlySeen()
+        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
+        self._rate_lock = Lock()
+
+    async def handle(self, message: Incoming) -> list[Outgoing]:
+        # Storage and waiting for jobs block; keep the adapter's event loop free.
+        return await asyncio.get_running_loop().run_in_executor(None, self._handle, message)
+
+    def _handle(self, message: Incoming) -> list[Outgoing]:
+        key = f"{message.platform}:{message.chat_id}:{message.message_id}"
+        if not self.seen.first_time(key):
+            log.info("dropped a redelivered %s message", message.platform)
+            return []
+        if not self.wants(message):
+            return []
+        if not self._allowed(message):
+            log.info("refused a %s user who is not on the allow-list", message.platform)
+            return [Outgoing(text=NOT_ALLOWED)]
+        try:
+            prefs = self.users.prefs(message.user_key)
+            if prefs.banned:
+                log.info("ignored a message from a banned %s user", message.platform)
+                return []
+            if self._too_fast(message.user_key):
+                return [Outgoing(text=SLOW_DOWN)]
+            text = (message.text or "").strip()
+            if text.startswith("/"):
+                return self._command(message, text, prefs)
+            if prefs.training_since and message.audio:
+                return self._training_clip(message)
+            return self._turn(message, prefs)
+        except InputError as error:
+            return [Outgoing(text=str(error), problem="input")]
+        except Exception as error:
+            error_id = uuid.uuid4().hex[:8]
+            job = f" (job {error.job_id})" if isinstance(error, JobFailed) else ""
+            log.exception("error %s handling a %s message%s", error_id, message.platform, job)
+            return [Outgoing(text=f"Something went wrong on my side (error id {error_id}). "
+                                  "Please try again in a moment.", problem="internal")]
+
+    def wants(self, message: Incoming) -> bool:
+        """Whether this message is for Heartline at all; adapters ask before downloading files."""
+        return message.private or message.addressed or self.settings.group_replies == "always"
+
+    def _allowed(self, message: Incoming) -> bool:
+        users, chats = self.settings.allowed_users, self.settings.allowed_chats
+        if not users and not chats:
+            return True
+        return message.user_key in users or f"{message.platform}:{message.chat_id}" in chats
+
+    def _too_fast(self, user_key: str) -> bool:
+        now, window = time.monotonic(), self._recent[user_key]
+        with self._rate_lock:
+            while window and now - window[0] > 60:
+                window.popleft()
+            if len(window) >= self.settings.max_messages_per_minute:
+                return True
+            window.append(now)
+            return False
+
+    def _wait(self, handle):
+        return handle.result(timeout=self.settings.job_timeout_s + 60)
+
+    # -- turns --------------------------------------------------------------------------
+
+    def _turn(self, message: Incoming, prefs: UserPrefs) -> list[Outgoing]:
+        if not (message.text or message.audio or message.image):
+            return [Outgoing(text=UNSUPPORTED, problem="input")]
+        turn = Turn(
+            user_id=message.user_id, platform=message.platform, chat_id=message.chat_id,
+            text=message.text, audio=message.audio, audio_mime=message.audio_mime,
+            image=message.image, message_id=message.message_id, want_voice=prefs.voice_replies,
+        )
+        result = self._wait(submit_turn(self.queue, turn))
+        voice = None
+        if result["reply_audio"]:
+            audio = result["reply_audio"]
+            with open(audio["path"], "rb") as note:
+                voice = VoiceNote(note.read(), audio["duration_s"], base64.b64decode(audio["waveform"]))
+        return [Outgoing(text=result["response"], voice=voice, result=result)]
+
+    # -- commands -----------------------------------------------------------------------
+
+    def _command(self, message: Incoming, text: str, prefs: UserPrefs) -> list[Outgoing]:
+        name, *args = text.split()
+        name = name.split("@", 1)[0].lower()  # "/help@heartline_bot" in Telegram groups
+        handler = {
+            "/start": lambda: WELCOME, "/help": lambda: HELP, "/privacy": lambda: PRIVACY,
+            "/persona": lambda: self._persona(message, args, prefs),
+            "/mood": lambda: self._mood(message),
+            "/forget": lambda: self._forget(message),
+            "/voice": lambda: self._voice(message, args, prefs),
+        }.get(name)
+        if handler is None:
+            return [Outgoing(text="I don't know that command. /help lists what I understand.")]
+        return [Outgoing(text=handler())]
+
+    def _persona(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str:
+        names = persona_names()
+        if not args:
+            current = prefs.persona or self.settings.default_persona
+            return f"I'm talking with you as your {current}. Choose one of: {', '.join(names)}."
+        choice = args[0].lower()
+        if choice not in names:
+            return f"I can be your {', '.join(names[:-1])} or {names[-1]}."
+        self.users.update(message.user_key, persona=choice)
+        return f"Okay, from now on I'm your {choice}."
+
+    def _mood(self, message: Incoming) -> str:
+        recent = self.users.recent_emotions(message.user_key, 10)
+        if not recent:
+            return "We haven't talked enough for me to tell yet."
+        counts: dict[str, int] = {}
+        for emotion, _ in recent:
+            counts[emotion] = counts.get(emotion, 0) + 1
+        main = max(counts, key=counts.get)
+        return (f"Over your last {len(recent)} messages you've mostly seemed {_ADJECTIVE[main]}; "
+                f"most recently {_ADJECTIVE[recent[-1][0]]}.")
+
+    def _forget(self, message: Incoming) -> str:
+        self.users.forget(message.user_key)
+        return ("Done: I've deleted our conversation and my voice replies. Your registered voice, if "
+                "any, stays until you say /voice delete.")
+
+    def _voice(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str:
+        action = (args or ["status"])[0].lower()
+        key = message.user_key
+        if action == "train":
+            self.users.start_training(key)
+            return TRAINING_START
+        if action == "cancel":
+            self.users.stop_training(key)
+            return "Okay, I've stopped and thrown away the clips from this session."
+        if action == "done":
+            return self._finish_training(message, prefs)
+        if action in ("on", "off"):
+            self.users.update(key, voice_replies=action == "on")
+            return "I'll answer with my voice." if action == "on" else "I'll answer in text only."
+        if action == "delete":
+            deleted = self.voices.delete(key)
+            return "Your voice clips and profile are deleted." if deleted else "You have no registered voice."
+        status = self.voices.status(key)
+        if not status.registered:
+            return "You haven't registered your voice. Say /voice train to start."
+        return (f"Your voice is registered from {status.clips} clips "
+                f"({status.created_at:%d %b %Y}); I answer in a voice styled on yours.")
+
+    # -- voice registration --------------------------------------------------------------
+
+    def _training_clip(self, message: Incoming) -> list[Outgoing]:
+        if message.forwarded:
+            return [Outgoing(text="That one was forwarded. I can only learn your voice from "
+                                  "clips you record yourself.")]
+        pending = self.users.pending_clips(message.user_key)
+        if len(pending) >= MAX_CLIPS:
+            return [Outgoing(text=f"I have {MAX_CLIPS} clips already; say /voice done.")]
+        clip = self._wait(self.queue.submit(
+            jobs.check_voice_clip, message.audio, message.audio_mime,
+            description=f"voice clip from {message.platform}",
+        ))
+        count = self.users.add_pending_clip(message.user_key, clip["wav"], clip["transcript"])
+        more = "Send another, or say /voice done." if count >= MIN_CLIPS else "Send another one."
+        return [Outgoing(text=f"Got clip {count} ({clip['seconds']:.0f} s). {more}")]
+
+    def _finish_training(self, message: Incoming, prefs: UserPrefs) -> str:
+        if not prefs.training_since:
+            return "Say /voice train first, then send me your voice notes."
+        clips = self.users.pending_clips(message.user_key)
+        if len(clips) < MIN_CLIPS:
+            return f"I need at least {MIN_CLIPS} clips; I have {len(clips)}. Send another voice note."
+        # Saying /voice done after recording is the user's consent to the voice being learned.
+        profile = self._wait(self.queue.submit(
+            jobs.register_voice, message.user_key, clips, datetime.now(timezone.utc),
+            description=f"voice registration from {message.platform}",
+        ))
+        self.users.stop_training(message.user_key)
+        return (f"Thank you! I've learned your voice from {profile['clips']} clips. From now on I'll "
+                "answer in a voice styled on yours. /voice delete removes it at any time.")
+
+
+_ADJECTIVE = {"joy": "happy", "sadness": "sad", "anger": "frustrated", "fear": "worried",
+              "surprise": "surprised", "disgust": "put off", "neutral": "calm"}

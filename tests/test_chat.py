@@ -1,0 +1,96 @@
+"""The layer every front door shares, on the real pipeline through the embedded queue."""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+
+import pytest
+
+import bots.run
+from bots.chat import HELP, NOT_ALLOWED, SLOW_DOWN, Chat, Incoming, too_large
+from config.settings import Settings
+
+_ids = itertools.count(1)
+
+
+@pytest.fixture()
+def chat(pipeline, settings):
+    return make_chat(settings)
+
+
+def make_chat(settings: Settings, **overrides) -> Chat:
+    return bots.run.make_chat(settings.model_copy(update=overrides))
+
+
+def msg(user="u1", **fields) -> Incoming:
+    fields.setdefault("chat_id", user)
+    return Incoming(platform="telegram", user_id=user, message_id=str(next(_ids)), **fields)
+
+
+def ask(chat: Chat, message: Incoming) -> list:
+    return asyncio.run(chat.handle(message))
+
+
+def test_a_text_message_gets_a_voice_reply_with_its_words(chat):
+    [reply] = ask(chat, msg(text="I just got the job I wanted!"))
+    assert reply.text and reply.voice.ogg[:4] == b"OggS"
+    assert reply.voice.duration_s > 0.5 and len(reply.voice.waveform) == 256
+    assert reply.result["emotion_analysis"]["fused_emotion"]["primary_emotion"] == "joy"
+
+
+def test_a_redelivered_message_is_answered_once(chat):
+    message = msg(user="dup", text="/help")
+    assert ask(chat, message)[0].text == HELP
+    assert ask(chat, message) == []
+
+
+def test_commands_set_persona_and_voice_and_show_the_mood(chat):
+    assert "friend" in ask(chat, msg(user="c1", text="/persona"))[0].text
+    assert ask(chat, msg(user="c1", text="/persona@heartline_bot tutor"))[0].text == "Okay, from now on I'm your tutor."
+    assert "assistant, friend or tutor" in ask(chat, msg(user="c1", text="/persona pirate"))[0].text
+    assert ask(chat, msg(user="c1", text="/voice off"))[0].text == "I'll answer in text only."
+    [reply] = ask(chat, msg(user="c1", text="My grandmother died and I miss her so much."))
+    assert reply.voice is None and reply.result["metadata"]["persona"] == "tutor"
+    assert "sad" in ask(chat, msg(user="c1", text="/mood"))[0].text
+    assert "/voice train" in ask(chat, msg(user="c1", text="/voice status"))[0].text
+    assert "don't know that command" in ask(chat, msg(user="c1", text="/dance"))[0].text
+
+
+def test_forget_deletes_the_conversation(chat):
+    ask(chat, msg(user="f1", text="My cat is called Pixel.", ))
+    assert "deleted our conversation" in ask(chat, msg(user="f1", text="/forget"))[0].text
+    assert "haven't talked enough" in ask(chat, msg(user="f1", text="/mood"))[0].text
+
+
+def test_groups_answer_only_when_addressed(chat):
+    group = dict(chat_id="-100", private=False)
+    assert ask(chat, msg(user="g1", text="hello all", **group)) == []
+    assert ask(chat, msg(user="g1", text="/help", addressed=True, **group))[0].text == HELP
+
+
+def test_allow_list_and_rate_limit(settings, pipeline):
+    private = make_chat(settings, allowed_users=["telegram:friend"], max_messages_per_minute=2)
+    assert ask(private, msg(user="stranger", text="/help"))[0].text == NOT_ALLOWED
+    assert ask(private, msg(user="friend", text="/help"))[0].text == HELP
+    assert ask(private, msg(user="friend", text="/help"))[0].text == HELP
+    assert ask(private, msg(user="friend", text="/help"))[0].text == SLOW_DOWN
+
+
+def test_bad_input_and_oversized_files_get_a_clear_message(chat, settings):
+    [reply] = ask(chat, msg(user="b1", audio=b"not audio", audio_mime="audio/ogg"))
+    assert reply.text.startswith("I couldn't read that audio") and reply.voice is None
+    assert "too large" in too_large(settings.max_upload_bytes + 1, settings).text
+    assert too_large(1000, settings) is None
+
+
+def test_voice_training_takes_checked_own_clips_only(chat, say):
+    assert "voice notes of you speaking" in ask(chat, msg(user="v1", text="/voice train"))[0].text
+    clip = say("Hello, this is my own voice. I am recording it so you can learn how I sound.")
+    assert "forwarded" in ask(chat, msg(user="v1", audio=clip, audio_mime="audio/ogg", forwarded=True))[0].text
+    assert ask(chat, msg(user="v1", audio=clip, audio_mime="audio/ogg"))[0].text.startswith("Got clip 1 (")
+    short = say("Hi.")
+    assert "at least 3 seconds" in ask(chat, msg(user="v1", audio=short, audio_mime="audio/ogg"))[0].text
+    assert "at least 2 clips; I have 1" in ask(chat, msg(user="v1", text="/voice done"))[0].text
+    assert "stopped" in ask(chat, msg(user="v1", text="/voice cancel"))[0].text
+    assert chat.users.pending_clips("telegram:v1") == []
