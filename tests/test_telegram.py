@@ -1,0 +1,152 @@
+"""The Telegram front door, on the unmodified python-telegram-bot and aiogram, against a fake
+Bot API server on loopback, with the real pipeline behind it."""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from pathlib import Path
+
+import av
+import pytest
+from pydantic import SecretStr
+
+from bots.run import make_chat
+from bots.telegram import make_telegram_door
+from fake_telegram import FakeTelegram
+
+SMILE = (Path(__file__).parent / "data" / "smiling_face.jpg").read_bytes()
+
+
+class RunningDoor:
+    """A front door on its own event loop in a thread, as `heartline run` runs it."""
+
+    def __init__(self, door) -> None:
+        self.door = door
+        self.loop = asyncio.new_event_loop()
+        self.thread = threading.Thread(target=self.loop.run_forever, daemon=True)
+        self.thread.start()
+        asyncio.run_coroutine_threadsafe(door.start(), self.loop).result(60)
+
+    def close(self) -> None:
+        asyncio.run_coroutine_threadsafe(self.door.stop(), self.loop).result(30)
+        self.loop.call_soon_threadsafe(self.loop.stop)
+        self.thread.join(10)
+
+
+def opus_info(data: bytes) -> tuple[str, str, float]:
+    with av.open(io.BytesIO(data)) as container:
+        stream = container.streams.audio[0]
+        return container.format.name, stream.codec_context.name, float(container.duration / av.time_base)
+
+
+@pytest.fixture()
+def user() -> int:
+    """A new person each test: users' choices persist, and Telegram message ids repeat per chat."""
+    return uuid.uuid4().int % 10**9
+
+
+@pytest.fixture(params=["ptb", "aiogram"])
+def telegram(request, settings, pipeline):
+    with FakeTelegram() as fake:
+        door_settings = settings.model_copy(update={
+            "telegram_bot_token": SecretStr(fake.token), "telegram_api_url": fake.api_url,
+            "telegram_library": request.param, "max_upload_bytes": 400_000,
+            "allowed_users": [], "max_messages_per_minute": 100,
+        })
+        chat = make_chat(door_settings)
+        running = RunningDoor(make_telegram_door(door_settings, chat))
+        try:
+            yield fake
+        finally:
+            running.close()
+            chat.queue.close()
+        assert fake.unknown == []
+
+
+def test_a_voice_note_is_answered_with_a_voice_note(telegram, user, say):
+    telegram.send_voice(user, say("I am so happy today, we won the match!"), duration=3)
+    [voice] = telegram.wait_for("sendVoice", timeout=180)
+    filename, content_type, data = voice.upload("voice")
+    container, codec, seconds = opus_info(data)
+    assert (container, codec) == ("ogg", "opus")
+    assert int(voice.params["duration"]) == max(1, round(seconds))
+    assert voice.params["caption"]  # the reply's words ride along as the caption
+    actions = [c.params["action"] for c in telegram.sent("sendChatAction")]
+    assert "record_voice" in actions
+
+
+def test_selfie_text_commands_duplicates_and_groups(telegram, user):
+    photo = telegram.send_photo(user, SMILE, caption="Look at me today")
+    telegram.wait_for("sendVoice", timeout=180)
+    telegram.redeliver(photo)
+    telegram.send_command(user, "/voice off")
+    [text] = telegram.wait_for("sendMessage", timeout=60)
+    assert text.params["text"] == "I'll answer in text only."
+    assert len(telegram.sent("sendVoice")) == 1  # the redelivered selfie made no second reply
+
+    telegram.send_text(user, "hello everyone", chat_id=-100777, chat_type="group")
+    telegram.send_command(user, "/help@heartline_test_bot", chat_id=-100777, chat_type="group")
+    replies = telegram.wait_for("sendMessage", count=2, timeout=60)
+    assert "/persona" in replies[1].params["text"]
+    assert str(replies[1].params["chat_id"]) == "-100777"
+    assert "reply_parameters" in replies[1].params  # answers in a group thread the message
+
+
+def test_rate_limits_are_waited_out_and_big_files_refused(telegram, user):
+    telegram.fail_next("sendMessage", error_code=429, retry_after=1)
+    started = time.monotonic()
+    telegram.send_command(user, "/privacy")
+    [refused, sent] = telegram.wait_for("sendMessage", count=2, timeout=60, ok=None)
+    assert (refused.ok, sent.ok) == (False, True) and sent.time - refused.time >= 1.0
+    assert time.monotonic() - started < 30
+
+    telegram.send_document(user, b"\0" * 500_000, "long.mp3", "audio/mpeg")
+    [too_big] = [c for c in telegram.wait_for("sendMessage", count=3, timeout=60) if "too large" in c.params["text"]]
+    assert "limit is 390 KB" in too_big.params["text"] and telegram.sent("getFile") == []
+
+
+def test_voice_training_refuses_forwarded_audio(telegram, user, say):
+    telegram.send_command(user, "/voice train")
+    telegram.send_voice(user, say("This is a clip I found somewhere else."), duration=3, forwarded=True)
+    messages = telegram.wait_for("sendMessage", count=2, timeout=120)
+    assert "voice notes of you speaking" in messages[0].params["text"]
+    assert "forwarded" in messages[1].params["text"]
+
+
+@pytest.mark.parametrize("queue", ["embedded", "rq"])
+def test_heartline_run_answers_a_voice_note_on_telegram(queue, user, say, tmp_path, request):
+    """The done-when of the platforms issue, as an operator would run it."""
+    from test_cli import heartline  # noqa: F401  (same environment rules as the CLI tests)
+
+    env = {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_WEB_PORT": "0"}
+    worker = None
+    if queue == "rq":
+        env["HEARTLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
+        env["HEARTLINE_QUEUE_NAME"] = f"tg-{uuid.uuid4().hex[:8]}"
+        env["HEARTLINE_TELEGRAM_LIBRARY"] = "aiogram"
+        worker = subprocess.Popen([sys.executable, "-m", "bots.cli", "worker"], env=env,
+                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    with FakeTelegram() as fake:
+        env.update(TELEGRAM_BOT_TOKEN=fake.token, HEARTLINE_TELEGRAM_API_URL=fake.api_url)
+        bot = subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
+        try:
+            fake.wait_for("getUpdates", timeout=120)
+            fake.send_voice(user, say("Good morning, how are you?"), duration=2)
+            [voice] = fake.wait_for("sendVoice", timeout=240)
+            assert opus_info(voice.upload("voice")[2])[:2] == ("ogg", "opus")
+        finally:
+            bot.terminate()
+            _, log = bot.communicate(timeout=60)
+            if worker:
+                worker.terminate()
+                worker.wait(60)
+    assert fake.token not in log  # the token is in every Bot API URL: it must never reach the log
+    assert "how are you" not in log.lower()
