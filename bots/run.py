@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import logging
 import signal
 from typing import Protocol
 
@@ -13,8 +12,6 @@ from config.wiring import open_storage
 from storage.users import UserStore
 from storage.voices import VoiceProfileStore
 from workers.queues import EmbeddedQueue, make_queue
-
-log = logging.getLogger(__name__)
 
 
 class Door(Protocol):
@@ -41,7 +38,9 @@ def doors_for(settings: Settings, chat: Chat) -> list[Door]:
 
         doors.append(make_telegram_door(settings, chat))
     if settings.discord_bot_token is not None:
-        log.warning("Discord token set, but the Discord adapter is not built yet")
+        from bots.discord_door import DiscordDoor
+
+        doors.append(DiscordDoor(settings, chat))
     if not doors:
         doors.append(WebChat(settings, chat))
     return doors
