@@ -71,6 +71,17 @@ def _parser() -> argparse.ArgumentParser:
                             help='print [{"file", "text", "language", "duration_s"}]')
     transcribe.set_defaults(handler=_transcribe)
 
+    evaluate = commands.add_parser("eval", help="measure a model on labelled data")
+    eval_commands = evaluate.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
+    emotion = eval_commands.add_parser("emotion", help="an emotion reader on a labelled set")
+    emotion.add_argument("--modality", choices=["text", "face"], required=True)
+    emotion.add_argument("--data", type=Path, required=True,
+                         help="JSONL of {text, labels} (text) or a folder per label (face)")
+    emotion.add_argument("--out", type=Path, help="where to write report.json and confusion.png "
+                         "(default: <data dir>/eval/<modality>)")
+    emotion.add_argument("--json", action="store_true", help="print the report as JSON")
+    emotion.set_defaults(handler=_eval_emotion)
+
     run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
     run.set_defaults(handler=_run)
 
@@ -190,6 +201,24 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     return 1 if failed else 0
+
+
+def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.evaluate import describe, draw_confusion, evaluate
+
+    if not args.data.exists():
+        raise CliError(f"no labelled data at {args.data}")
+    try:
+        report = evaluate(args.modality, args.data, settings)
+    except (ValueError, KeyError, json.JSONDecodeError) as error:
+        raise CliError(f"cannot read {args.data}: {error}") from error
+    out = args.out or settings.data_dir / "eval" / args.modality
+    out.mkdir(parents=True, exist_ok=True)
+    (out / "report.json").write_text(json.dumps(report, indent=2))
+    draw_confusion(report, out / "confusion.png")
+    print(json.dumps(report, indent=2) if args.json else describe(report))
+    print(f"report and confusion matrix in {out}", file=sys.stderr)
+    return 0
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

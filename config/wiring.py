@@ -62,6 +62,16 @@ def _transcriber(model_dir: Path, label: str, device: str, beam_size: int) -> Tr
     return FasterWhisperTranscriber(model_dir, label, device=device, beam_size=beam_size)
 
 
+def text_emotion_reader(settings: Settings) -> TextEmotionReader:
+    with _loading:
+        return _text_emotion(settings.text_encoder_dir, settings.device, settings.models_dir)
+
+
+def face_emotion_reader(settings: Settings) -> FaceEmotionReader:
+    with _loading:
+        return _face_emotion()
+
+
 @cache
 def _sentence_encoder(model_dir: Path | None, device: str):
     from models.minilm import SentenceEncoder, packaged_encoder_dir
@@ -145,8 +155,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
         stages = Stages(
             codec=PyAvCodec(),
             transcriber=transcriber(s),
-            text_emotion=_text_emotion(s.text_encoder_dir, s.device, s.models_dir),
-            face_emotion=_face_emotion(),
+            text_emotion=text_emotion_reader(s),
+            face_emotion=face_emotion_reader(s),
             voice_emotion=None,
             memory=SqlHistory(sessions),
             replier=_replier(s.reply_backend, s.reply_model_dir, s.models_dir, s.device,

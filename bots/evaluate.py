@@ -1,0 +1,91 @@
+"""`heartline eval emotion`: how well a reader does on a labelled set, scored in the shared space.
+
+Text sets are JSONL ({"text", "labels"}); image sets are a folder per label; labels may be any
+reader's fine labels or shared-space labels. The report is printed, written as JSON and drawn
+as a confusion-matrix PNG.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+from config.settings import Settings
+from core.emotions import Reading, fuse, to_shared
+from core.errors import InputError
+from core.metrics import classification_report
+
+IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
+
+
+def text_samples(path: Path) -> list[tuple[str, str]]:
+    rows = [json.loads(line) for line in path.read_text(encoding="utf-8").splitlines() if line.strip()]
+    return [(row["text"], to_shared(row["labels"][0])) for row in rows]
+
+
+def image_samples(folder: Path) -> list[tuple[Path, str]]:
+    return [(image, to_shared(label_dir.name))
+            for label_dir in sorted(p for p in folder.iterdir() if p.is_dir())
+            for image in sorted(label_dir.iterdir()) if image.suffix.lower() in IMAGE_SUFFIXES]
+
+
+def evaluate(modality: str, data: Path, settings: Settings) -> dict:
+    from config import wiring
+
+    wiring.offline_environment(settings)
+    gold, predicted = [], []
+    if modality == "text":
+        reader = wiring.text_emotion_reader(settings)
+        for text, label in text_samples(data):
+            gold.append(label)
+            predicted.append(fuse([Reading("text", tuple(reader.read(text)))], {}).primary_emotion)
+    elif modality == "face":
+        reader = wiring.face_emotion_reader(settings)
+        for image, label in image_samples(data):
+            gold.append(label)
+            try:
+                reading = reader.read(image.read_bytes())
+            except InputError:
+                reading = None
+            predicted.append(to_shared(reading.emotion) if reading else "none")
+    else:
+        raise ValueError("voice emotion has no reader yet")
+    if not gold:
+        raise ValueError(f"no labelled samples found in {data}")
+    report = classification_report(gold, predicted)
+    report.update(modality=modality, data=str(data), model=reader.name)
+    return report
+
+
+def draw_confusion(report: dict, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")  # no display needed
+    import matplotlib.pyplot as plt
+
+    rows = list(report["confusion"])
+    columns = list(next(iter(report["confusion"].values())))
+    counts = [[report["confusion"][g][p] for p in columns] for g in rows]
+    figure, axes = plt.subplots(figsize=(1.2 + 0.8 * len(columns), 1 + 0.7 * len(rows)))
+    axes.imshow(counts, cmap="Blues")
+    axes.set_xticks(range(len(columns)), columns, rotation=45, ha="right")
+    axes.set_yticks(range(len(rows)), rows)
+    axes.set_xlabel("predicted")
+    axes.set_ylabel("labelled")
+    for i, row in enumerate(counts):
+        for j, count in enumerate(row):
+            axes.text(j, i, count, ha="center", va="center", fontsize=8)
+    axes.set_title(f"{report['modality']}: accuracy {report['accuracy']:.2f}, macro-F1 {report['macro_f1']:.2f}")
+    figure.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(path, dpi=120)
+    plt.close(figure)
+
+
+def describe(report: dict) -> str:
+    lines = [f"{report['modality']} emotion, {report['samples']} samples ({report['model']})",
+             f"accuracy {report['accuracy']:.3f}   macro-F1 {report['macro_f1']:.3f}",
+             f"{'class':<10} {'precision':>9} {'recall':>7} {'f1':>6} {'n':>5}"]
+    for label, s in report["per_class"].items():
+        lines.append(f"{label:<10} {s['precision']:>9.3f} {s['recall']:>7.3f} {s['f1']:>6.3f} {s['support']:>5}")
+    return "\n".join(lines)
