@@ -249,7 +249,11 @@ class Pipeline:
         return self.settings.default_persona
 
     def _toxicity(self, text: str) -> dict[str, float]:
-        return {**self.stages.toxicity.scores(text), **moderation.rule_scores(text)}
+        # The phrase rules add what a model misses; where both score a name, the higher wins.
+        scores = self.stages.toxicity.scores(text)
+        for name, value in moderation.rule_scores(text).items():
+            scores[name] = max(scores.get(name, 0.0), value)
+        return scores
 
     def _answer(self, request: ReplyRequest, clock: _Stopwatch) -> tuple[str, Safety, str]:
         """Generate, check, regenerate once if harmful, then fall back to the rule-based reply."""

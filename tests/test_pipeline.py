@@ -215,3 +215,14 @@ def test_the_voice_reads_a_speakable_version_of_the_reply():
     recorder = Recorder()
     make(replier=Replier("See you at 3:30 😊"), synthesizer=recorder).run(Turn(user_id="u1", text="hi"))
     assert recorder.heard == "See you at three thirty"
+
+
+def test_phrase_rules_never_lower_a_model_score():
+    class ThreatModel(Toxicity):
+        def scores(self, text):
+            return {"threat": 0.9, "profanity": 0.0}
+
+    pipeline = make()
+    pipeline.stages.toxicity = ThreatModel()
+    result = pipeline.run(Turn(user_id="u1", text="something menacing without the phrases"))
+    assert result.safety.input_scores["threat"] == 0.9 and result.safety.action == "flagged_input"
