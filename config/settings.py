@@ -96,6 +96,10 @@ class Settings(BaseSettings):
     reply_temperature: float = 0.7
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
+    # Production backends load from the model cache, filled by `heartline models fetch`.
+    face_backend: Literal["fer", "deepface"] = "fer"
+    toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
+    detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
     tts_backend: Literal["piper", "none"] = "piper"
     piper_voice: Path | None = Field(default=None, description="default: packaged en_US joe")
     expressiveness: float = 1.0

@@ -69,7 +69,30 @@ def text_emotion_reader(settings: Settings) -> TextEmotionReader:
 
 def face_emotion_reader(settings: Settings) -> FaceEmotionReader:
     with _loading:
+        if settings.face_backend == "deepface":
+            return _deepface(settings.models_dir / "deepface")
         return _face_emotion()
+
+
+@cache
+def _deepface(home: Path) -> FaceEmotionReader:
+    from models.deepface_backend import DeepFaceReader
+
+    return DeepFaceReader(home)
+
+
+def toxicity_checker(settings: Settings) -> ToxicityChecker:
+    with _loading:
+        if settings.toxicity_backend == "detoxify":
+            return _detoxify(settings.models_dir / f"detoxify-{settings.detoxify_model}", settings.device)
+        return _toxicity()
+
+
+@cache
+def _detoxify(model_dir: Path, device: str) -> ToxicityChecker:
+    from models.detoxify_backend import DetoxifyChecker
+
+    return DetoxifyChecker(model_dir, device=device)
 
 
 @cache
@@ -184,7 +207,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             memory=SqlHistory(sessions),
             replier=replier(s),
             fallback=RuleBasedReplies(),
-            toxicity=_toxicity(),
+            toxicity=toxicity_checker(s),
             synthesizer=_synthesizer(s.tts_backend, s.piper_voice, s.device),
             store=SqlTurnStore(sessions, storage.blobs),
         )

@@ -36,3 +36,21 @@ def test_fetch_refuses_to_run_offline_or_without_a_choice(tmp_path):
     assert offline.returncode == 2 and "needs the network" in offline.stderr
     nothing = heartline("models", "fetch", env={"HF_HUB_OFFLINE": "0"})
     assert nothing.returncode == 2 and "--stt small" in nothing.stderr
+
+
+def test_release_assets_land_beside_the_hub_files(tmp_path, monkeypatch):
+    import huggingface_hub.constants
+
+    from models.fetch import Download, fetch
+
+    monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # fetch is online by nature
+
+    hub = FakeHub({"unitary/toxic-bert": {"config.json": b"{}", "vocab.txt": b"[PAD]", "model.bin": b"big"}})
+    try:
+        item = Download("detoxify-original", "unitary/toxic-bert", files=("config.json", "vocab.txt"),
+                        urls=(f"{hub.url}/unitary/toxic-bert/resolve/main/model.bin",))
+        folder = fetch(item, tmp_path, endpoint=hub.url)
+    finally:
+        hub.close()
+    assert sorted(p.name for p in folder.iterdir() if p.is_file()) == ["config.json", "model.bin", "vocab.txt"]
+    assert (folder / "model.bin").read_bytes() == b"big"
