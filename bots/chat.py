@@ -246,7 +246,8 @@ class Chat:
                 f"most recently {_ADJECTIVE[recent[-1][0]]}.")
 
     def _forget(self, message: Incoming) -> str:
-        self.users.forget(message.user_key)
+        self._wait(self.queue.submit(jobs.forget_user, message.user_key,
+                                     description=f"forget from {message.platform}"))
         return ("Done: I've deleted our conversation and my voice replies. Your registered voice, if "
                 "any, stays until you say /voice delete.")
 
@@ -271,7 +272,7 @@ class Chat:
         if not status.registered:
             return "You haven't registered your voice. Say /voice train to start."
         return (f"Your voice is registered from {status.clips} clips "
-                f"({status.created_at:%d %b %Y}); I answer in a voice styled on yours.")
+                f"({status.created_at:%d %b %Y}); I answer in {_voice_words(status.model_name)}.")
 
     # -- voice registration --------------------------------------------------------------
 
@@ -303,7 +304,12 @@ class Chat:
         ))
         self.users.stop_training(message.user_key)
         return (f"Thank you! I've learned your voice from {profile['clips']} clips. From now on I'll "
-                "answer in a voice styled on yours. /voice delete removes it at any time.")
+                f"answer in {_voice_words(profile['engine'])}. /voice delete removes it at any time.")
+
+
+def _voice_words(engine: str) -> str:
+    """Honest words for what speaks: offline conversion styles a voice, it does not clone it."""
+    return "a voice styled on yours" if engine.startswith("world-vc") else "your cloned voice"
 
 
 _ADJECTIVE = {"joy": "happy", "sadness": "sad", "anger": "frustrated", "fear": "worried",

@@ -71,6 +71,26 @@ def _parser() -> argparse.ArgumentParser:
                             help='print [{"file", "text", "language", "duration_s"}]')
     transcribe.set_defaults(handler=_transcribe)
 
+    forget = commands.add_parser("forget", help="delete a user's conversation and memories")
+    forget.add_argument("--user", required=True,
+                        help="PLATFORM:ID (e.g. telegram:123), or an id used with `heartline reply`")
+    forget.set_defaults(handler=_forget)
+
+    voice = commands.add_parser("voice", help="a user's registered voice")
+    voice_commands = voice.add_subparsers(dest="voice_command", metavar="ACTION", required=True)
+    train = voice_commands.add_parser("train", help="register 2-5 clips of the user's own speech")
+    train.add_argument("--user", required=True)
+    train.add_argument("files", nargs="+", type=Path, metavar="FILE")
+    train.add_argument("--consent", action="store_true",
+                       help="confirm the clips are the user's own voice, recorded by them, and "
+                            "that they agreed to it being learned")
+    train.set_defaults(handler=_voice_train)
+    for action, help_text in (("status", "show the user's registered voice"),
+                              ("delete", "delete the user's voice clips and profile")):
+        command = voice_commands.add_parser(action, help=help_text)
+        command.add_argument("--user", required=True)
+        command.set_defaults(handler=_voice_manage)
+
     evaluate = commands.add_parser("eval", help="measure a model on labelled data")
     eval_commands = evaluate.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
     emotion = eval_commands.add_parser("emotion", help="an emotion reader on a labelled set")
@@ -81,6 +101,11 @@ def _parser() -> argparse.ArgumentParser:
                          "(default: <data dir>/eval/<modality>)")
     emotion.add_argument("--json", action="store_true", help="print the report as JSON")
     emotion.set_defaults(handler=_eval_emotion)
+    voice_eval = eval_commands.add_parser(
+        "voice", help="how close replies in a user's registered voice sound to them")
+    voice_eval.add_argument("--user", required=True)
+    voice_eval.add_argument("--json", action="store_true")
+    voice_eval.set_defaults(handler=_eval_voice)
 
     run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
     run.set_defaults(handler=_run)
@@ -201,6 +226,92 @@ def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     if args.json:
         print(json.dumps(rows, ensure_ascii=False, indent=2))
     return 1 if failed else 0
+
+
+def _forget(args: argparse.Namespace, settings: Settings) -> int:
+    from workers import jobs
+    from workers.queues import make_queue
+
+    key = args.user if ":" in args.user else f"cli:{args.user}"
+    make_queue(settings).submit(jobs.forget_user, key, description="forget from cli").result(
+        settings.job_timeout_s + 60)
+    print(f"forgot the conversation and memories of {key}; a registered voice stays (voice delete)")
+    return 0
+
+
+def _voice_train(args: argparse.Namespace, settings: Settings) -> int:
+    from datetime import datetime, timezone
+
+    from bots.chat import MAX_CLIPS, MIN_CLIPS
+    from workers import jobs
+    from workers.queues import make_queue
+
+    if not args.consent:
+        raise CliError("a voice is only learned with its owner's consent: pass --consent to confirm "
+                       "these are the user's own recordings and that they agreed")
+    if not MIN_CLIPS <= len(args.files) <= MAX_CLIPS:
+        raise CliError(f"give {MIN_CLIPS} to {MAX_CLIPS} clips")
+    queue, wait = make_queue(settings), settings.job_timeout_s + 60
+    clips = []
+    for path in args.files:
+        data = _read(path, "audio")
+        try:
+            clip = queue.submit(jobs.check_voice_clip, data, mimetypes.guess_type(path.name)[0],
+                                description="voice clip from cli").result(wait)
+        except InputError as error:
+            raise InputError(f"{path}: {error}") from None
+        print(f"{path}: {clip['seconds']:.1f} s, heard: {clip['transcript']}", file=sys.stderr)
+        clips.append((clip["wav"], clip["transcript"]))
+    profile = queue.submit(jobs.register_voice, f"cli:{args.user}", clips, datetime.now(timezone.utc),
+                           description="voice registration from cli").result(wait)
+    print(f"registered {profile['clips']} clips for {args.user}: replies use {profile['engine']}")
+    return 0
+
+
+def _voice_manage(args: argparse.Namespace, settings: Settings) -> int:
+    from config.wiring import open_storage
+    from storage.voices import VoiceProfileStore
+
+    storage = open_storage(settings)
+    voices, key = VoiceProfileStore(storage.sessions, storage.blobs), f"cli:{args.user}"
+    if args.voice_command == "delete":
+        print("deleted" if voices.delete(key) else f"{args.user} has no registered voice")
+        return 0
+    status = voices.status(key)
+    if not status.registered:
+        print(f"{args.user} has no registered voice")
+    else:
+        print(f"{args.user}: {status.clips} clips, {status.model_name}, registered "
+              f"{status.created_at:%Y-%m-%d %H:%M}, consent given {status.consented_at:%Y-%m-%d %H:%M}")
+    return 0
+
+
+def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
+    from config import wiring
+    from models.stock_voices import reply_voices
+    from models.voice_eval import evaluate
+    from storage.voices import VoiceProfileStore
+
+    wiring.offline_environment(settings)
+    storage = wiring.open_storage(settings)
+    profile = VoiceProfileStore(storage.sessions, storage.blobs).load(f"cli:{args.user}")
+    if profile is None:
+        raise CliError(f"{args.user} has no registered voice (heartline voice train)")
+    from models.audio import PyAvCodec
+
+    codec = PyAvCodec()
+    clips = [codec.decode(Path(path).read_bytes(), "audio/wav", 60) for path in profile.clips]
+    report = evaluate(clips, list(profile.transcripts), encoder=wiring.speaker_encoder(settings),
+                      transcriber=wiring.transcriber(settings), candidates=reply_voices())
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(f"speaker similarity to {args.user}'s clips (cosine, GE2E):\n"
+              f"  default voice {report['similarity_base']:.3f}   styled voice "
+              f"{report['similarity_cloned']:.3f}   their own clips {report['similarity_ceiling']:.3f}\n"
+              f"  gap closed {report['gap_closed']:.0%}\n"
+              f"word error rate (Whisper): default {report['wer_base']:.1%}, styled {report['wer_cloned']:.1%}")
+    return 0
 
 
 def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:

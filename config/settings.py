@@ -33,6 +33,9 @@ class Settings(BaseSettings):
     data_dir: Path = Path("data")
     database_url: str | None = Field(default=None, description="default: SQLite file in data_dir")
     redis_url: str | None = Field(default=None, description="unset: embedded in-process queue")
+    # A Chroma server for semantic memory (needed with more than one worker); unset: a Chroma
+    # database in data_dir/memory, opened by the worker only.
+    chroma_url: str | None = None
     queue_name: str = "heartline"
     job_timeout_s: int = 600
     job_retries: int = 2
@@ -101,6 +104,9 @@ class Settings(BaseSettings):
     toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
     tts_backend: Literal["piper", "none"] = "piper"
+    # Registered voices: XTTS-v2 when its weights are in the model cache and COQUI_TOS_AGREED=1
+    # ("auto"), else the offline converter; or force one.
+    voice_cloning: Literal["auto", "offline", "xtts"] = "auto"
     piper_voice: Path | None = Field(default=None, description="default: packaged en_US joe")
     expressiveness: float = 1.0
 
@@ -108,7 +114,8 @@ class Settings(BaseSettings):
 
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
                      "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",
-                     "discord_api_url", "discord_gateway_url", "reply_api_key", mode="before")
+                     "discord_api_url", "discord_gateway_url", "reply_api_key", "chroma_url",
+                     mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # `TOKEN=` in a compose file or .env means "not set", not "an empty token".

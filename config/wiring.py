@@ -20,6 +20,7 @@ from config.settings import Settings
 from core.pipeline import Pipeline, PipelineSettings, Stages
 from core.stages import (
     FaceEmotionReader,
+    MemoryStore,
     ReplyGenerator,
     SpeechSynthesizer,
     TextEmotionReader,
@@ -31,6 +32,7 @@ from models.rule_replies import RuleBasedReplies
 from storage.blobs import AudioBlobs
 from storage.db import make_engine, migrate, session_factory
 from storage.turns import SqlHistory, SqlTurnStore
+from storage.voices import VoiceProfileStore
 
 log = logging.getLogger(__name__)
 
@@ -162,13 +164,60 @@ def _toxicity() -> ToxicityChecker:
     return ProfanityChecker()
 
 
-@cache
-def _synthesizer(backend: str, voice: Path | None, device: str) -> SpeechSynthesizer | None:
-    if backend == "none":
+def synthesizer(settings: Settings) -> SpeechSynthesizer | None:
+    s = settings
+    if s.tts_backend == "none":
         return None
-    from models.piper_tts import PiperSynthesizer, packaged_voice
+    xtts_dir = s.models_dir / "xtts-v2"
+    use_xtts = s.voice_cloning == "xtts" or (
+        s.voice_cloning == "auto" and (xtts_dir / "model.pth").is_file()
+        and os.environ.get("COQUI_TOS_AGREED") == "1")
+    with _loading:
+        return _reply_voice(s.piper_voice, s.device, xtts_dir if use_xtts else None)
 
-    return PiperSynthesizer(voice or packaged_voice(), use_cuda=device == "cuda")
+
+@cache
+def _reply_voice(piper_voice: Path | None, device: str, xtts_dir: Path | None) -> SpeechSynthesizer:
+    from models.piper_tts import PiperSynthesizer
+    from models.reply_voice import ReplyVoice
+    from models.stock_voices import DEFAULT_VOICE, load_voice
+
+    cloner = None
+    if xtts_dir is not None:
+        from models.xtts import XttsSynthesizer
+
+        cloner = XttsSynthesizer(xtts_dir, device=device)
+    # The packaged voice is also the converter's stock voice: one loaded copy serves both.
+    default = PiperSynthesizer(piper_voice) if piper_voice else load_voice(DEFAULT_VOICE)
+    return ReplyVoice(default, cloner)
+
+
+def memory_store(settings: Settings, sessions: sessionmaker[Session]) -> MemoryStore:
+    from storage.memory import ChromaMemory, embedding_function
+
+    with _loading:
+        encoder = _sentence_encoder(settings.text_encoder_dir, settings.device)
+        client = _chroma(str((settings.data_dir / "memory").resolve()), settings.chroma_url)
+    return ChromaMemory(client, embedding_function(encoder.encode, encoder.name), SqlHistory(sessions))
+
+
+@cache
+def _chroma(path: str, url: str | None):
+    from storage.memory import open_chroma
+
+    return open_chroma(path=path, url=url)
+
+
+def speaker_encoder(settings: Settings):
+    with _loading:
+        return _speaker_encoder(settings.device)
+
+
+@cache
+def _speaker_encoder(device: str):
+    from models.speaker import SpeakerEncoder
+
+    return SpeakerEncoder(device)
 
 
 @dataclass(frozen=True)
@@ -204,12 +253,13 @@ def build_pipeline(settings: Settings) -> Pipeline:
             text_emotion=text_emotion_reader(s),
             face_emotion=face_emotion_reader(s),
             voice_emotion=None,
-            memory=SqlHistory(sessions),
+            memory=memory_store(s, sessions),
             replier=replier(s),
             fallback=RuleBasedReplies(),
             toxicity=toxicity_checker(s),
-            synthesizer=_synthesizer(s.tts_backend, s.piper_voice, s.device),
+            synthesizer=synthesizer(s),
             store=SqlTurnStore(sessions, storage.blobs),
+            voices=VoiceProfileStore(sessions, storage.blobs),
         )
         log.info("models ready")
     return Pipeline(stages, pipeline_settings(settings))

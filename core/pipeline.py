@@ -31,6 +31,7 @@ from core.stages import (
     Transcriber,
     TurnStore,
     VoiceEmotionReader,
+    VoiceProfiles,
 )
 from core.turn import (
     EmotionAnalysis,
@@ -62,6 +63,7 @@ class Stages:
     toxicity: ToxicityChecker
     synthesizer: SpeechSynthesizer | None
     store: TurnStore
+    voices: VoiceProfiles | None = None
 
 
 @dataclass(frozen=True)
@@ -160,7 +162,7 @@ class Pipeline:
         if input_verdict.harmful:
             safety.action = "flagged_input"
 
-        reply_audio = self._speak(turn, response, language, fused, clock)
+        reply_audio = self._speak(turn, response, language, fused, clock, models)
 
         result = TurnResult(
             user_input=UserInput(heard, transcript, bool(turn.audio), bool(turn.image)),
@@ -180,6 +182,8 @@ class Pipeline:
         )
         with clock.stage("persist"):
             result.metadata.message_id = s.store.save_turn(turn, result.to_dict())
+            if heard and not input_verdict.harmful:
+                s.memory.remember(turn.user_key, heard)
         result.metadata.processing_time = round(perf_counter() - started, 4)
         return result
 
@@ -279,7 +283,7 @@ class Pipeline:
         return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
 
     def _speak(self, turn: Turn, text: str, language: str | None, fused: FusedEmotion,
-               clock: _Stopwatch) -> ReplyAudio | None:
+               clock: _Stopwatch, models: dict[str, str]) -> ReplyAudio | None:
         synthesizer = self.stages.synthesizer
         if not turn.want_voice:
             clock.skip("synthesize_voice", "voice replies are off")
@@ -295,7 +299,9 @@ class Pipeline:
         try:
             with clock.stage("synthesize_voice"):
                 style = voice_style(fused, self.settings.expressiveness)
-                pcm = synthesizer.synthesize(spoken, style)
+                voice = self.stages.voices.load(turn.user_key) if self.stages.voices else None
+                models["tts"] = synthesizer.engine_for(voice)
+                pcm = synthesizer.synthesize(spoken, style, voice)
                 audio = codec.encode_wav(pcm) if wav else codec.encode_voice_note(pcm)
                 path = self.stages.store.save_reply_audio(turn, audio, ".wav" if wav else ".ogg")
         except Exception:

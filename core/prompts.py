@@ -9,6 +9,9 @@ from core.speakable import without_links_and_emoji
 from core.turn import ChatMessage, FusedEmotion, Memory
 
 MAX_USER_CHARS = 2000
+# The prompt's budget for what is recalled: small models lose the thread in long prompts.
+MEMORY_CHARS = 600
+TURN_CHARS = 300
 
 NO_WORDS_REPLY = (
     "I couldn't hear any words in that voice note. Could you try again, a little closer to the mic?"
@@ -38,10 +41,23 @@ def build_messages(
     )
     if language in LANGUAGE_NAMES:
         system += f" The user speaks {LANGUAGE_NAMES[language]}; answer in {LANGUAGE_NAMES[language]}."
+    remembered = _within(MEMORY_CHARS, [m.text for m in history if m.role == "memory"])
+    if remembered:
+        system += " Things they told you before: " + " | ".join(remembered)
     messages = [ChatMessage("system", system)]
-    messages += [ChatMessage(m.role, m.text) for m in history]
+    messages += [ChatMessage(m.role, m.text[:TURN_CHARS]) for m in history if m.role != "memory"]
     messages.append(ChatMessage("user", user_text[:MAX_USER_CHARS] or IMAGE_ONLY_PROMPT))
     return messages
+
+
+def _within(budget: int, texts: list[str]) -> list[str]:
+    kept, used = [], 0
+    for text in texts:
+        if used + len(text) > budget:
+            break
+        kept.append(text)
+        used += len(text)
+    return kept
 
 
 _MARKDOWN = re.compile(r"[*_`#>~|]+")

@@ -71,6 +71,11 @@ class MemoryStore(Protocol):
     def recall(self, user_key: str, text: str) -> list[Memory]:
         """What this user said before that the reply should know about, oldest first."""
 
+    def remember(self, user_key: str, text: str) -> None:
+        """Keep what the user just said, if it is worth remembering."""
+
+    def forget(self, user_key: str) -> None: ...
+
 
 class ReplyGenerator(Protocol):
     name: str
@@ -90,6 +95,13 @@ class SpeechSynthesizer(Protocol):
 
     def synthesize(self, text: str, style: VoiceStyle, voice: VoiceProfile | None = None) -> PcmAudio:
         """Mono PCM of `text`, in the user's registered voice when `voice` is given."""
+
+    def engine_for(self, voice: VoiceProfile | None) -> str:
+        """What will speak for this voice profile (or none): it goes into the result."""
+
+
+class VoiceProfiles(Protocol):
+    def load(self, user_key: str) -> VoiceProfile | None: ...
 
 
 class TurnStore(Protocol):

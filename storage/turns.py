@@ -96,6 +96,12 @@ class SqlHistory:
         self.sessions = sessions
         self.turns = turns
 
+    def remember(self, user_key: str, text: str) -> None:
+        """Turns are already in SQL."""
+
+    def forget(self, user_key: str) -> None:
+        """Turns go with the user's messages (UserStore.forget)."""
+
     def recall(self, user_key: str, text: str) -> list[Memory]:
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions() as session:

@@ -80,7 +80,10 @@ class Synthesizer:
     def __init__(self, fail=False):
         self.fail = fail
 
-    def synthesize(self, text, style):
+    def engine_for(self, voice):
+        return self.name if voice is None else "cloned"
+
+    def synthesize(self, text, style, voice=None):
         if self.fail:
             raise RuntimeError("voice broke")
         return PcmAudio(np.zeros(8000, np.float32), 16000)
@@ -89,8 +92,17 @@ class Synthesizer:
 class Memory:
     name = "memory"
 
+    def __init__(self):
+        self.kept = []
+
     def recall(self, user_key, text):
         return []
+
+    def remember(self, user_key, text):
+        self.kept.append(text)
+
+    def forget(self, user_key):
+        self.kept.clear()
 
 
 class Store:
@@ -137,6 +149,7 @@ def test_text_turn_skips_the_audio_stages_and_says_why():
     assert result["reply_audio"] == {"path": "/tmp/reply.ogg", "mime_type": "audio/ogg",
                                      "duration_s": 0.5, "waveform": "AID/"}
     assert pipeline.stages.store.saved[0]["response"] == "How lovely!"
+    assert pipeline.stages.memory.kept == ["Good day!"]
 
 
 def test_voice_turn_uses_the_transcript():
@@ -208,9 +221,9 @@ def test_wav_on_request():
 
 def test_the_voice_reads_a_speakable_version_of_the_reply():
     class Recorder(Synthesizer):
-        def synthesize(self, text, style):
+        def synthesize(self, text, style, voice=None):
             self.heard = text
-            return super().synthesize(text, style)
+            return super().synthesize(text, style, voice)
 
     recorder = Recorder()
     make(replier=Replier("See you at 3:30 😊"), synthesizer=recorder).run(Turn(user_id="u1", text="hi"))

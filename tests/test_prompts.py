@@ -31,8 +31,9 @@ def test_voice_style_follows_the_feeling_and_can_be_turned_off():
     sad = voice_style(FusedEmotion("sadness", 0.9, "text_only"), expressiveness=1.0)
     happy = voice_style(FusedEmotion("joy", 0.9, "text_only"), expressiveness=1.0)
     assert sad.rate < 1.0 < happy.rate and sad.energy < 1.0 < happy.energy
+    assert sad.pitch < 1.0 < happy.pitch
     flat = voice_style(FusedEmotion("sadness", 0.9, "text_only"), expressiveness=0.0)
-    assert (flat.rate, flat.energy) == (1.0, 1.0)
+    assert (flat.rate, flat.energy, flat.pitch) == (1.0, 1.0, 1.0)
 
 
 def test_a_spoken_language_other_than_english_asks_for_an_answer_in_it():
@@ -40,3 +41,13 @@ def test_a_spoken_language_other_than_english_asks_for_an_answer_in_it():
     spanish = build_messages("friend", fused, [], "Hola, ¿qué tal?", 2, language="es")[0].content
     assert spanish.endswith("The user speaks Spanish; answer in Spanish.")
     assert "answer in" not in build_messages("friend", fused, [], "Hi", 2, language="en")[0].content
+
+
+def test_remembered_statements_join_the_system_prompt_within_a_budget():
+    fused = FusedEmotion("neutral", 0.5, "text_only")
+    history = [Memory("My dog is called Biscuit.", "memory"), Memory("x" * 700, "memory"),
+               Memory("Hello", "user"), Memory("Hi there!", "assistant")]
+    messages = build_messages("friend", fused, history, "Guess what my dog did", 2)
+    assert "Things they told you before: My dog is called Biscuit." in messages[0].content
+    assert "x" * 700 not in messages[0].content
+    assert [m.role for m in messages] == ["system", "user", "assistant", "user"]

@@ -10,7 +10,7 @@ from config.settings import Settings
 from config.wiring import build_pipeline
 from core.errors import InputError
 from core.pipeline import Pipeline
-from core.turn import Turn
+from core.turn import Turn, VoiceProfile
 
 log = logging.getLogger(__name__)
 
@@ -60,12 +60,41 @@ def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
 
 def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime) -> dict:
     """Make the user's voice profile from their checked clips (WAV bytes and transcripts)."""
-    from config.wiring import open_storage
+    from config import wiring
+    from models.stock_voices import fit_user_voice, reply_voices
+    from models.voice_clips import check_one_speaker
     from storage.voices import VoiceProfileStore
 
-    storage = open_storage(Settings())
+    pipeline = current_pipeline()
+    settings = Settings()
+    audio = [pipeline.stages.codec.decode(wav, "audio/wav", pipeline.settings.max_audio_seconds)
+             for wav, _ in clips]
+    transcripts = [text for _, text in clips]
+    encoder = wiring.speaker_encoder(settings)
+    embeddings = [encoder.embed(clip) for clip in audio]
+    try:
+        check_one_speaker(embeddings)
+    except InputError as error:
+        return {"error": {"kind": "input", "message": str(error)}}
+    conversion = fit_user_voice(audio, transcripts, encoder, reply_voices())
+    engine = pipeline.stages.synthesizer.engine_for(VoiceProfile(user_key, (), conversion=conversion))
+    voice = sum(embeddings) / len(embeddings)
+    storage = wiring.open_storage(settings)
     VoiceProfileStore(storage.sessions, storage.blobs).save(
-        user_key, [wav for wav, _ in clips], [text for _, text in clips], model_name="clips-only",
-        embedding=None, conversion=None, consented_at=consented_at,
-    )
-    return {"clips": len(clips), "engine": "clips-only"}
+        user_key, [wav for wav, _ in clips], transcripts, model_name=engine,
+        embedding=[round(float(x), 6) for x in voice], conversion=conversion,
+        consented_at=consented_at)
+    log.info("registered a voice from %d clips (%s)", len(clips), engine)
+    return {"clips": len(clips), "engine": engine}
+
+
+def forget_user(user_key: str) -> dict:
+    """Everything the user said, gone: messages, reply audio and semantic memory. Their
+    registered voice stays; /voice delete removes that."""
+    from config import wiring
+    from storage.users import UserStore
+
+    current_pipeline().stages.memory.forget(user_key)
+    storage = wiring.open_storage(Settings())
+    UserStore(storage.sessions, storage.blobs).forget(user_key)
+    return {"forgotten": user_key.partition(":")[0]}

@@ -1,0 +1,66 @@
+"""Semantic memory in ChromaDB: per-user, persistent, recalled into the prompt, and forgettable."""
+
+from __future__ import annotations
+
+import json
+import uuid
+
+from sqlalchemy import select
+
+from core.turn import Turn
+from fake_openai import FakeOpenAI
+from test_cli import heartline
+
+
+def user() -> str:
+    return f"m-{uuid.uuid4().hex[:8]}"
+
+
+def test_memories_are_kept_per_user_by_the_store(pipeline):
+    memory = pipeline.stages.memory
+    alice, bob = f"cli:{user()}", f"cli:{user()}"
+    memory.remember(alice, "My dog is called Biscuit and she loves the beach.")
+    memory.remember(alice, "ok")  # too short to be worth keeping
+    memory.remember(bob, "I work night shifts at the hospital.")
+    recalled = [m.text for m in memory.recall(alice, "what about my dog?") if m.role == "memory"]
+    assert recalled == ["My dog is called Biscuit and she loves the beach."]
+    assert all("Biscuit" not in m.text for m in memory.recall(bob, "tell me about dogs"))
+
+
+def test_forget_empties_every_store(pipeline, settings):
+    from config.wiring import open_storage
+    from storage.tables import Message, User
+    from workers.jobs import forget_user
+
+    name = user()
+    pipeline.run(Turn(user_id=name, text="My sister Ana is moving to Lisbon next month.", want_voice=False))
+    key = f"cli:{name}"
+    assert any("Lisbon" in m.text for m in pipeline.stages.memory.recall(key, "Lisbon"))
+    forget_user(key)
+    assert all("Lisbon" not in m.text for m in pipeline.stages.memory.recall(key, "Lisbon"))
+    with open_storage(settings).sessions() as session:
+        rows = session.scalars(select(Message).join(User).where(User.platform_user_id == name)).all()
+    assert rows == []
+
+
+def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data_dir):
+    """Nine turns in this process, the tenth in a fresh one: what the user said at the start
+    reaches the reply model's prompt."""
+    from config.settings import Settings
+    from config.wiring import build_pipeline
+
+    name = user()
+    with FakeOpenAI(api_key=None) as api:
+        env = {"HEARTLINE_REPLY_BACKEND": "api", "HEARTLINE_REPLY_API_BASE_URL": api.base_url,
+               "HEARTLINE_REPLY_API_MODEL": "m"}
+        first = build_pipeline(Settings(**{k.removeprefix("HEARTLINE_").lower(): v for k, v in env.items()}))
+        script = ["My dog is called Biscuit and she loves running on the beach.",
+                  *[f"Today at work we had meeting number {i} about the new schedule." for i in range(8)]]
+        for text in script:
+            first.run(Turn(user_id=name, text=text, want_voice=False))
+        last = heartline("reply", "--user", name, "--text", "What present should I get for my dog's birthday?",
+                         "--json", "--no-voice", env=env)
+        assert json.loads(last.stdout)["metadata"]["models"]["reply"] == "api:m"
+        system = api.requests[-1].json["messages"][0]["content"]
+    assert "Biscuit" in system
+    assert "Biscuit" not in json.dumps(api.requests[-1].json["messages"][1:])  # not a recent turn
