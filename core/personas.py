@@ -27,11 +27,11 @@ _CONFLICT = (
 
 # How far each feeling moves the reply voice from neutral, at expressiveness 1.0.
 _DELIVERY: dict[str, VoiceStyle] = {
-    "joy": VoiceStyle(rate=1.06, energy=1.1),
-    "surprise": VoiceStyle(rate=1.04, energy=1.05),
-    "sadness": VoiceStyle(rate=0.9, energy=0.8),
-    "fear": VoiceStyle(rate=0.92, energy=0.85),
-    "anger": VoiceStyle(rate=0.94, energy=0.9),
+    "joy": VoiceStyle(rate=1.06, energy=1.1, pitch=1.06),
+    "surprise": VoiceStyle(rate=1.04, energy=1.05, pitch=1.05),
+    "sadness": VoiceStyle(rate=0.9, energy=0.8, pitch=0.95),
+    "fear": VoiceStyle(rate=0.92, energy=0.85, pitch=0.97),
+    "anger": VoiceStyle(rate=0.94, energy=0.9, pitch=0.97),
 }
 
 
@@ -52,4 +52,5 @@ def voice_style(fused: FusedEmotion, expressiveness: float) -> VoiceStyle:
     return VoiceStyle(
         rate=1.0 + (target.rate - 1.0) * expressiveness,
         energy=1.0 + (target.energy - 1.0) * expressiveness,
+        pitch=1.0 + (target.pitch - 1.0) * expressiveness,
     )

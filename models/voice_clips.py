@@ -68,3 +68,21 @@ def check_clip(audio: PcmAudio) -> CheckedClip:
         gain *= 0.95 / peak
     return CheckedClip(PcmAudio((audio.samples * gain).astype(np.float32), audio.sample_rate),
                        speech_seconds)
+
+
+# Resemblyzer cosines: clips of one person ~0.85-0.95, different people ~0.5-0.75.
+SAME_SPEAKER = 0.75
+
+
+def check_one_speaker(embeddings: list) -> None:
+    """Every clip must sound like the others: one registration, one person."""
+    if len(embeddings) < 2:
+        return
+    vectors = np.array(embeddings)
+    for index, vector in enumerate(vectors):
+        others = np.delete(vectors, index, axis=0).mean(axis=0)
+        similarity = float(vector @ others / (np.linalg.norm(others) + 1e-9))
+        if similarity < SAME_SPEAKER:
+            raise InputError(
+                f"Clip {index + 1} doesn't sound like the same person as the others. Please "
+                "record every clip yourself; say /voice train to start again.")
