@@ -94,7 +94,10 @@ class Settings(BaseSettings):
     reply_api_model: str | None = None
     reply_api_timeout_s: float = 15.0
     reply_api_retries: int = 1
+    # Any local transformers causal-LM or seq2seq (Flan-T5) directory, plus an optional peft LoRA
+    # adapter directory merged into it on load.
     reply_model_dir: Path | None = Field(default=None, description="default: packaged SmolLM2-135M")
+    reply_adapter_dir: Path | None = None
     reply_max_new_tokens: int = 80
     reply_temperature: float = 0.7
     reply_max_sentences: int = 3

@@ -128,8 +128,8 @@ def replier(settings: Settings) -> ReplyGenerator:
         return _api_replier(s.reply_api_base_url, key, s.reply_api_model, s.reply_api_timeout_s,
                             s.reply_api_retries, s.reply_max_new_tokens, s.reply_temperature)
     with _loading:
-        return _replier(s.reply_backend, s.reply_model_dir, s.models_dir, s.device,
-                        s.reply_max_new_tokens, s.reply_temperature)
+        return _replier(s.reply_backend, s.reply_model_dir, s.reply_adapter_dir, s.models_dir,
+                        s.device, s.reply_max_new_tokens, s.reply_temperature)
 
 
 @cache
@@ -142,8 +142,8 @@ def _api_replier(base_url: str, key: str, model: str, timeout_s: float, retries:
 
 
 @cache
-def _replier(backend: str, model_dir: Path | None, models_dir: Path, device: str,
-             max_new_tokens: int, temperature: float) -> ReplyGenerator:
+def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | None, models_dir: Path,
+             device: str, max_new_tokens: int, temperature: float) -> ReplyGenerator:
     if backend == "rules":
         return RuleBasedReplies()
     from models import local_llm
@@ -153,8 +153,8 @@ def _replier(backend: str, model_dir: Path | None, models_dir: Path, device: str
     else:
         label = "smollm2-135m-instruct"
         model_dir = local_llm.convert_gguf(local_llm.packaged_gguf(), models_dir / label)
-    return local_llm.LocalReplyGenerator(model_dir, label, device=device,
-                                         max_new_tokens=max_new_tokens, temperature=temperature)
+    return local_llm.LocalReplyGenerator(model_dir, label, device=device, max_new_tokens=max_new_tokens,
+                                         temperature=temperature, adapter_dir=adapter_dir)
 
 
 @cache

