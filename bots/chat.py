@@ -19,7 +19,8 @@ from threading import Lock
 
 from config.settings import Settings
 from core.errors import InputError
-from core.personas import persona_names
+from core.mood import ADJECTIVE, RESTING
+from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
 from core.turn import Turn
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
@@ -36,12 +37,13 @@ WELCOME = (
 )
 HELP = """I understand text, voice notes, audio files and photos. Commands:
 /persona assistant|friend|tutor - how I talk with you
+/persona custom <who I should be> - a role in your own words
 /voice train - teach me your voice (2-5 short voice notes of you speaking)
 /voice done, /voice cancel - finish or stop teaching
 /voice status, /voice delete - your registered voice
 /voice on|off - voice replies or text only
-/mood - how you've seemed lately
-/forget - delete our conversation (your voice stays until /voice delete)
+/mood - how I feel with you, and how you've seemed lately
+/forget - delete our conversation and my mood (your voice stays until /voice delete)
 /privacy - what I keep and how to delete it"""
 PRIVACY = """What I keep: your messages and my replies (with the emotions I read in them), my reply voice notes, and, only if you register it, the voice clips you record for /voice train.
 What I don't keep: your incoming voice notes and photos after I've answered.
@@ -226,24 +228,36 @@ class Chat:
     def _persona(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str:
         names = persona_names()
         if not args:
+            if prefs.persona == CUSTOM:
+                return "I'm talking with you in the role you described. /persona friend goes back."
             current = prefs.persona or self.settings.default_persona
-            return f"I'm talking with you as your {current}. Choose one of: {', '.join(names)}."
+            return (f"I'm talking with you as your {current}. Choose one of: {', '.join(names)}, "
+                    "or describe me: /persona custom a calm coach who asks good questions.")
         choice = args[0].lower()
+        if choice == CUSTOM:
+            return self._custom_persona(message, " ".join(args[1:]))
         if choice not in names:
-            return f"I can be your {', '.join(names[:-1])} or {names[-1]}."
+            return f"I can be your {', '.join(names)}, or a role you describe with /persona custom."
         self.users.update(message.user_key, persona=choice)
         return f"Okay, from now on I'm your {choice}."
 
+    def _custom_persona(self, message: Incoming, description: str) -> str:
+        if not description:
+            return "Tell me who to be, for example: /persona custom a cheerful coach who loves puns."
+        if len(description) > CUSTOM_PERSONA_CHARS:
+            return f"Please describe me in under {CUSTOM_PERSONA_CHARS} characters."
+        self._wait(self.queue.submit(jobs.set_custom_persona, message.user_key, description,
+                                     description=f"custom persona from {message.platform}"))
+        return f"Okay, from now on I'll be: {description}"
+
     def _mood(self, message: Incoming) -> str:
-        recent = self.users.recent_emotions(message.user_key, 10)
+        mine = (self.users.bot_mood(message.user_key) or RESTING).words()
+        recent = [emotion for emotion, _ in self.users.recent_emotions(message.user_key, 10)]
         if not recent:
-            return "We haven't talked enough for me to tell yet."
-        counts: dict[str, int] = {}
-        for emotion, _ in recent:
-            counts[emotion] = counts.get(emotion, 0) + 1
-        main = max(counts, key=counts.get)
-        return (f"Over your last {len(recent)} messages you've mostly seemed {_ADJECTIVE[main]}; "
-                f"most recently {_ADJECTIVE[recent[-1][0]]}.")
+            return f"I'm feeling {mine}. We haven't talked enough for me to tell how you are yet."
+        main = max(set(recent), key=recent.count)
+        return (f"With you I'm feeling {mine}. Over your last {len(recent)} messages you've mostly "
+                f"seemed {ADJECTIVE[main]}; most recently {ADJECTIVE[recent[-1]]}.")
 
     def _forget(self, message: Incoming) -> str:
         self._wait(self.queue.submit(jobs.forget_user, message.user_key,
@@ -310,7 +324,3 @@ class Chat:
 def _voice_words(engine: str) -> str:
     """Honest words for what speaks: offline conversion styles a voice, it does not clone it."""
     return "a voice styled on yours" if engine.startswith("world-vc") else "your cloned voice"
-
-
-_ADJECTIVE = {"joy": "happy", "sadness": "sad", "anger": "frustrated", "fear": "worried",
-              "surprise": "surprised", "disgust": "put off", "neutral": "calm"}

@@ -153,16 +153,17 @@ class DiscordDoor:
             await interaction.followup.send("\n".join(r.text for r in replies if r.text) or "Done.")
 
         for name, description in (("start", "Say hello"), ("help", "What I can do"),
-                                  ("mood", "How you've seemed lately"),
+                                  ("mood", "How I feel with you, and how you've seemed"),
                                   ("forget", "Delete our conversation"),
                                   ("privacy", "What I keep and how to delete it")):
             tree.command(name=name, description=description)(_simple(run, f"/{name}"))
 
         @tree.command(name="persona", description="How I talk with you")
+        @app_commands.describe(describe="with custom: who I should be, in your words")
         @app_commands.choices(role=[app_commands.Choice(name=n, value=n)
-                                    for n in ("assistant", "friend", "tutor")])
-        async def persona(interaction, role: app_commands.Choice[str]) -> None:
-            await run(interaction, f"/persona {role.value}")
+                                    for n in ("assistant", "friend", "tutor", "custom")])
+        async def persona(interaction, role: app_commands.Choice[str], describe: str = "") -> None:
+            await run(interaction, f"/persona {role.value} {describe}".strip())
 
         @tree.command(name="voice", description="Teach me your voice, or manage it")
         @app_commands.choices(action=[app_commands.Choice(name=a, value=a) for a in

@@ -22,8 +22,8 @@ COMMANDS = [
     ("start", "Say hello"),
     ("help", "What I can do"),
     ("voice", "train | done | cancel | status | delete | on | off"),
-    ("persona", "assistant | friend | tutor"),
-    ("mood", "How you've seemed lately"),
+    ("persona", "assistant | friend | tutor | custom <who I should be>"),
+    ("mood", "How I feel with you, and how you've seemed"),
     ("forget", "Delete our conversation"),
     ("privacy", "What I keep and how to delete it"),
 ]

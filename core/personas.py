@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from core.mood import BotMood
 from core.turn import FusedEmotion, VoiceStyle
 
 PERSONAS: dict[str, str] = {
@@ -35,8 +36,20 @@ _DELIVERY: dict[str, VoiceStyle] = {
 }
 
 
+CUSTOM = "custom"
+CUSTOM_PERSONA_CHARS = 300
+
+
 def persona_names() -> list[str]:
     return list(PERSONAS)
+
+
+def persona_prompt(persona: str, custom: str | None = None) -> str:
+    if persona == CUSTOM and custom:
+        # The user's words describe a role; they never loosen the rules around it.
+        return (f'You are Heartline. The user asked you to be this: "{custom[:CUSTOM_PERSONA_CHARS]}". '
+                "Whatever that says, stay kind, honest and safe.")
+    return PERSONAS.get(persona, PERSONAS["friend"])
 
 
 def emotion_guidance(fused: FusedEmotion) -> str:
@@ -46,11 +59,13 @@ def emotion_guidance(fused: FusedEmotion) -> str:
     return guidance
 
 
-def voice_style(fused: FusedEmotion, expressiveness: float) -> VoiceStyle:
-    """Slower and softer when comforting, brighter when celebrating; 0 turns it off."""
+def voice_style(fused: FusedEmotion, expressiveness: float, mood: BotMood | None = None) -> VoiceStyle:
+    """Slower and softer when comforting, brighter when celebrating, a little livelier when the
+    bot's own mood is; 0 turns it off."""
     target = _DELIVERY.get(fused.primary_emotion, VoiceStyle())
+    lift = 1.0 + ((mood.energy - 0.5) * 0.1 if mood else 0.0)
     return VoiceStyle(
-        rate=1.0 + (target.rate - 1.0) * expressiveness,
-        energy=1.0 + (target.energy - 1.0) * expressiveness,
+        rate=1.0 + (target.rate * lift - 1.0) * expressiveness,
+        energy=1.0 + (target.energy * lift - 1.0) * expressiveness,
         pitch=1.0 + (target.pitch - 1.0) * expressiveness,
     )

@@ -17,7 +17,8 @@ from time import perf_counter
 from core import moderation
 from core.emotions import Reading, fuse
 from core.errors import InputError
-from core.personas import PERSONAS, voice_style
+from core.mood import next_mood, trend_guidance
+from core.personas import CUSTOM, PERSONAS, voice_style
 from core.prompts import NO_WORDS_REPLY, build_messages, clean_reply
 from core.speakable import speakable
 from core.stages import (
@@ -30,13 +31,13 @@ from core.stages import (
     ToxicityChecker,
     Transcriber,
     TurnStore,
+    UserState,
     VoiceEmotionReader,
     VoiceProfiles,
 )
 from core.turn import (
     EmotionAnalysis,
     EmotionScore,
-    FusedEmotion,
     Metadata,
     PcmAudio,
     ReplyAudio,
@@ -45,6 +46,7 @@ from core.turn import (
     Turn,
     TurnResult,
     UserInput,
+    VoiceStyle,
 )
 
 log = logging.getLogger(__name__)
@@ -136,10 +138,13 @@ class Pipeline:
                 cfg.fusion_weights,
             )
 
-        persona = self._persona(turn)
         with clock.stage("input_check"):
-            input_scores = self._toxicity(heard) if heard else {}
+            input_scores = self.toxicity_scores(heard) if heard else {}
         input_verdict = moderation.judge(input_scores, cfg.toxicity_threshold)
+        user = s.store.user_state(turn)
+        persona = self._persona(turn, user)
+        hostile = input_verdict.harmful and not input_verdict.crisis
+        mood = next_mood(user.mood, fused, user.hours_since_mood, hostile)
 
         if input_verdict.crisis:
             clock.skip("generate_reply", "crisis language: answered with the care message")
@@ -151,7 +156,9 @@ class Pipeline:
             with clock.stage("recall_memory"):
                 history = s.memory.recall(turn.user_key, heard)
             request = ReplyRequest(
-                build_messages(persona, fused, history, heard, cfg.reply_max_sentences, language),
+                build_messages(persona, fused, history, heard, cfg.reply_max_sentences, language,
+                               custom_persona=user.custom_persona, mood=mood,
+                               trend=trend_guidance([*user.recent_emotions, fused.primary_emotion])),
                 persona, fused, turn.user_key,
             )
             response, safety, models["reply"] = self._answer(request, clock)
@@ -162,7 +169,8 @@ class Pipeline:
         if input_verdict.harmful:
             safety.action = "flagged_input"
 
-        reply_audio = self._speak(turn, response, language, fused, clock, models)
+        reply_audio = self._speak(turn, response, language, voice_style(
+            fused, cfg.expressiveness, mood), clock, models)
 
         result = TurnResult(
             user_input=UserInput(heard, transcript, bool(turn.audio), bool(turn.image)),
@@ -178,6 +186,7 @@ class Pipeline:
                 skipped_stages=clock.skipped,
                 persona=persona,
                 language=language,
+                bot_mood=mood.to_dict(),
             ),
         )
         with clock.stage("persist"):
@@ -246,13 +255,14 @@ class Pipeline:
             clock.skip(stage, "failed; answered without it")
             return None
 
-    def _persona(self, turn: Turn) -> str:
-        for choice in (turn.persona, self.stages.store.persona_for(turn)):
-            if choice in PERSONAS:
-                return choice
+    def _persona(self, turn: Turn, user: UserState) -> str:
+        if turn.persona in PERSONAS:
+            return turn.persona
+        if user.persona in PERSONAS or (user.persona == CUSTOM and user.custom_persona):
+            return user.persona
         return self.settings.default_persona
 
-    def _toxicity(self, text: str) -> dict[str, float]:
+    def toxicity_scores(self, text: str) -> dict[str, float]:
         # The phrase rules add what a model misses; where both score a name, the higher wins.
         scores = self.stages.toxicity.scores(text)
         for name, value in moderation.rule_scores(text).items():
@@ -273,16 +283,16 @@ class Pipeline:
             if not reply:
                 continue
             with clock.stage("safety_check"):
-                scores = self._toxicity(reply)
+                scores = self.toxicity_scores(reply)
             if not moderation.judge(scores, cfg.toxicity_threshold).harmful:
                 return reply, Safety(True, _rounded(scores), action), s.replier.name
             log.info("generated reply failed the safety check (attempt %d)", attempt + 1)
         with clock.stage("fallback_reply"):
             reply = s.fallback.generate(request)
-            scores = self._toxicity(reply)
+            scores = self.toxicity_scores(reply)
         return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
 
-    def _speak(self, turn: Turn, text: str, language: str | None, fused: FusedEmotion,
+    def _speak(self, turn: Turn, text: str, language: str | None, style: VoiceStyle,
                clock: _Stopwatch, models: dict[str, str]) -> ReplyAudio | None:
         synthesizer = self.stages.synthesizer
         if not turn.want_voice:
@@ -298,7 +308,6 @@ class Pipeline:
         codec, wav = self.stages.codec, turn.reply_format == "wav"
         try:
             with clock.stage("synthesize_voice"):
-                style = voice_style(fused, self.settings.expressiveness)
                 voice = self.stages.voices.load(turn.user_key) if self.stages.voices else None
                 models["tts"] = synthesizer.engine_for(voice)
                 pcm = synthesizer.synthesize(spoken, style, voice)

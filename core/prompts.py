@@ -4,7 +4,8 @@ from __future__ import annotations
 
 import re
 
-from core.personas import PERSONAS, emotion_guidance
+from core.mood import BotMood, mood_guidance
+from core.personas import emotion_guidance, persona_prompt
 from core.speakable import without_links_and_emoji
 from core.turn import ChatMessage, FusedEmotion, Memory
 
@@ -34,11 +35,15 @@ def build_messages(
     user_text: str,
     max_sentences: int,
     language: str | None = None,
+    *,
+    custom_persona: str | None = None,
+    mood: BotMood | None = None,
+    trend: str = "",
 ) -> list[ChatMessage]:
-    system = (
-        f"{PERSONAS[persona]} {emotion_guidance(fused)} "
-        f"Answer in at most {max_sentences} short sentences of plain spoken language."
-    )
+    parts = [persona_prompt(persona, custom_persona), emotion_guidance(fused), trend,
+             mood_guidance(mood) if mood else "",
+             f"Answer in at most {max_sentences} short sentences of plain spoken language."]
+    system = " ".join(part for part in parts if part)
     if language in LANGUAGE_NAMES:
         system += f" The user speaks {LANGUAGE_NAMES[language]}; answer in {LANGUAGE_NAMES[language]}."
     remembered = _within(MEMORY_CHARS, [m.text for m in history if m.role == "memory"])

@@ -5,8 +5,10 @@ Every backend has a `name` that goes into the result's `metadata.models`.
 
 from __future__ import annotations
 
+from dataclasses import dataclass, field
 from typing import Protocol
 
+from core.mood import BotMood
 from core.turn import (
     EmotionScore,
     FaceEmotion,
@@ -104,9 +106,19 @@ class VoiceProfiles(Protocol):
     def load(self, user_key: str) -> VoiceProfile | None: ...
 
 
+@dataclass(frozen=True)
+class UserState:
+    """What the store knows about the user before their turn."""
+
+    persona: str | None = None  # a persona name, or "custom"
+    custom_persona: str | None = None  # the user's own description, already checked
+    mood: BotMood | None = None  # Heartline's mood with them after the last exchange
+    hours_since_mood: float = 0.0
+    recent_emotions: list[str] = field(default_factory=list)  # fused, oldest first
+
+
 class TurnStore(Protocol):
-    def persona_for(self, turn: Turn) -> str | None:
-        """The persona this user chose earlier, if any."""
+    def user_state(self, turn: Turn) -> UserState: ...
 
     def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
         """Keep the reply audio file; returns its path."""

@@ -166,6 +166,7 @@ class Metadata:
     persona: str = ""
     language: str | None = None
     message_id: int | None = None
+    bot_mood: dict[str, Any] = field(default_factory=dict)  # BotMood.to_dict()
 
 
 @dataclass

@@ -36,6 +36,10 @@ class User(Base):
     platform: Mapped[str] = mapped_column(String(32))
     platform_user_id: Mapped[str] = mapped_column(String(128))
     persona: Mapped[str | None] = mapped_column(String(32))
+    # With persona "custom": the role the user described in their own words.
+    custom_persona: Mapped[str | None] = mapped_column(Text)
+    # Heartline's own mood with this user: {"warmth", "energy", "at"}; /forget clears it.
+    bot_mood: Mapped[dict | None] = mapped_column(JSON)
     voice_replies: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Set while the user is recording clips after /voice train.
     voice_training_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))

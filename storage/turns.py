@@ -3,15 +3,20 @@
 from __future__ import annotations
 
 import logging
+from datetime import datetime, timezone
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.mood import BotMood
+from core.stages import UserState
 from core.turn import Memory, Turn
 from storage.blobs import AudioBlobs
 from storage.tables import Message, ModerationEvent, User
 
 log = logging.getLogger(__name__)
+
+RECENT_EMOTIONS = 6  # how many of the user's last messages make their trend
 
 
 def split_user_key(user_key: str) -> tuple[str, str]:
@@ -35,13 +40,21 @@ class SqlTurnStore:
         self.sessions = sessions
         self.blobs = blobs
 
-    def persona_for(self, turn: Turn) -> str | None:
+    def user_state(self, turn: Turn) -> UserState:
         with self.sessions() as session:
-            return session.scalar(
-                select(User.persona).where(
-                    User.platform == turn.platform, User.platform_user_id == turn.user_id
-                )
-            )
+            user = session.scalar(select(User).where(
+                User.platform == turn.platform, User.platform_user_id == turn.user_id))
+            if user is None:
+                return UserState()
+            recent = session.scalars(
+                select(Message.emotion).where(Message.user_id == user.id)
+                .order_by(Message.id.desc()).limit(RECENT_EMOTIONS)).all()
+            mood, hours = None, 0.0
+            if user.bot_mood:
+                mood = BotMood(user.bot_mood["warmth"], user.bot_mood["energy"])
+                at = datetime.fromisoformat(user.bot_mood["at"])
+                hours = (datetime.now(timezone.utc) - at).total_seconds() / 3600
+            return UserState(user.persona, user.custom_persona, mood, hours, list(reversed(recent)))
 
     def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
         return str(self.blobs.save(turn.user_key, audio, suffix))
@@ -55,6 +68,10 @@ class SqlTurnStore:
                 return stored
         with self.sessions.begin() as session:
             user = get_or_create_user(session, turn.platform, turn.user_id)
+            mood = result["metadata"].get("bot_mood")
+            if mood:
+                user.bot_mood = {"warmth": mood["warmth"], "energy": mood["energy"],
+                                 "at": datetime.now(timezone.utc).isoformat()}
             message = Message(
                 user=user,
                 platform=turn.platform,

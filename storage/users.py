@@ -5,9 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, timezone
 
-from sqlalchemy import delete, select
+from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from core.mood import BotMood
 from storage.blobs import AudioBlobs
 from storage.tables import Message, User
 from storage.turns import get_or_create_user, split_user_key
@@ -64,6 +65,13 @@ class UserStore:
         wavs = sorted(folder.glob("*.wav"), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
         return [(p.read_bytes(), p.with_suffix(".txt").read_text(encoding="utf-8")) for p in wavs]
 
+    def bot_mood(self, user_key: str) -> BotMood | None:
+        platform, platform_user_id = split_user_key(user_key)
+        with self.sessions() as session:
+            mood = session.scalar(select(User.bot_mood).where(
+                User.platform == platform, User.platform_user_id == platform_user_id))
+        return BotMood(mood["warmth"], mood["energy"]) if mood else None
+
     def recent_emotions(self, user_key: str, count: int) -> list[tuple[str, float]]:
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions() as session:
@@ -75,10 +83,12 @@ class UserStore:
         return [(emotion, confidence) for emotion, confidence in reversed(rows)]
 
     def forget(self, user_key: str) -> None:
-        """Delete the user's conversation: messages and reply audio. Their voice stays."""
+        """Delete the user's conversation: messages, reply audio and Heartline's mood with them.
+        Their voice stays."""
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions.begin() as session:
             user_ids = select(User.id).where(
                 User.platform == platform, User.platform_user_id == platform_user_id)
             session.execute(delete(Message).where(Message.user_id.in_(user_ids)))
+            session.execute(update(User).where(User.id.in_(user_ids)).values(bot_mood=None))
         self.blobs.delete_except(user_key, keep=(VOICE_CLIPS,))

@@ -10,6 +10,7 @@ import pytest
 import bots.run
 from bots.chat import HELP, NOT_ALLOWED, SLOW_DOWN, Chat, Incoming, too_large
 from config.settings import Settings
+from core.mood import RESTING
 
 _ids = itertools.count(1)
 
@@ -48,19 +49,34 @@ def test_a_redelivered_message_is_answered_once(chat):
 def test_commands_set_persona_and_voice_and_show_the_mood(chat):
     assert "friend" in ask(chat, msg(user="c1", text="/persona"))[0].text
     assert ask(chat, msg(user="c1", text="/persona@heartline_bot tutor"))[0].text == "Okay, from now on I'm your tutor."
-    assert "assistant, friend or tutor" in ask(chat, msg(user="c1", text="/persona pirate"))[0].text
+    assert "assistant, friend, tutor, or a role" in ask(chat, msg(user="c1", text="/persona pirate"))[0].text
     assert ask(chat, msg(user="c1", text="/voice off"))[0].text == "I'll answer in text only."
     [reply] = ask(chat, msg(user="c1", text="My grandmother died and I miss her so much."))
     assert reply.voice is None and reply.result["metadata"]["persona"] == "tutor"
-    assert "sad" in ask(chat, msg(user="c1", text="/mood"))[0].text
+    mood = ask(chat, msg(user="c1", text="/mood"))[0].text
+    assert mood.startswith("With you I'm feeling warm") and "seemed sad" in mood
     assert "/voice train" in ask(chat, msg(user="c1", text="/voice status"))[0].text
     assert "don't know that command" in ask(chat, msg(user="c1", text="/dance"))[0].text
 
 
-def test_forget_deletes_the_conversation(chat):
-    ask(chat, msg(user="f1", text="My cat is called Pixel.", ))
+def test_forget_deletes_the_conversation_and_resets_the_mood(chat):
+    ask(chat, msg(user="f1", text="My grandmother died and I miss her so much.", ))
+    assert chat.users.bot_mood("telegram:f1").warmth > RESTING.warmth  # moved by the sad news
     assert "deleted our conversation" in ask(chat, msg(user="f1", text="/forget"))[0].text
-    assert "haven't talked enough" in ask(chat, msg(user="f1", text="/mood"))[0].text
+    assert chat.users.bot_mood("telegram:f1") is None
+    assert ask(chat, msg(user="f1", text="/mood"))[0].text == (
+        "I'm feeling warm and steady. We haven't talked enough for me to tell how you are yet.")
+
+
+def test_a_custom_persona_in_the_users_words_is_checked_then_used(chat):
+    refused = ask(chat, msg(user="p1", text="/persona custom a bully who calls me a stupid idiot"))[0]
+    assert refused.problem == "input" and "can't take on that role" in refused.text
+    assert "under 300 characters" in ask(chat, msg(user="p1", text="/persona custom " + "x " * 200))[0].text
+    done = ask(chat, msg(user="p1", text="/persona custom a calm sea captain who speaks in nautical terms"))
+    assert done[0].text == "Okay, from now on I'll be: a calm sea captain who speaks in nautical terms"
+    [reply] = ask(chat, msg(user="p1", text="How was your day?"))
+    assert reply.result["metadata"]["persona"] == "custom"
+    assert "role you described" in ask(chat, msg(user="p1", text="/persona"))[0].text
 
 
 def test_groups_answer_only_when_addressed(chat):

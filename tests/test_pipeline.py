@@ -7,8 +7,10 @@ import pytest
 
 from core.errors import InputError
 from core.moderation import CRISIS_REPLY
+from core.mood import BotMood
 from core.pipeline import Pipeline, Stages
 from core.prompts import NO_WORDS_REPLY
+from core.stages import UserState
 from core.turn import EmotionScore, PcmAudio, Transcript, Turn
 
 
@@ -109,8 +111,12 @@ class Store:
     def __init__(self):
         self.saved = []
 
-    def persona_for(self, turn):
-        return None
+    def user_state(self, turn):
+        if not self.saved:
+            return UserState()
+        mood = self.saved[-1]["metadata"]["bot_mood"]
+        return UserState(mood=BotMood(mood["warmth"], mood["energy"]), recent_emotions=[
+            r["emotion_analysis"]["fused_emotion"]["primary_emotion"] for r in self.saved])
 
     def save_reply_audio(self, turn, audio, suffix):
         return "/tmp/reply" + suffix
@@ -239,3 +245,35 @@ def test_phrase_rules_never_lower_a_model_score():
     pipeline.stages.toxicity = ThreatModel()
     result = pipeline.run(Turn(user_id="u1", text="something menacing without the phrases"))
     assert result.safety.input_scores["threat"] == 0.9 and result.safety.action == "flagged_input"
+
+
+def test_the_bots_mood_follows_the_user_across_turns_and_shapes_the_prompt():
+    replier = Replier("Yay!", "Yay!", "Yay!")
+    pipeline = make(replier=replier)
+    moods = [pipeline.run(Turn(user_id="u1", text="Great news!")).metadata.bot_mood for _ in range(3)]
+    assert moods[0]["energy"] < moods[1]["energy"] < moods[2]["energy"]  # joy makes it livelier
+    system = replier.requests[-1].messages[0].content
+    assert f"mood with this user right now is {moods[2]['words']}" in system
+    assert "Lately they have often seemed happy." in system
+
+
+def test_an_insult_cools_the_mood_but_is_still_answered_kindly():
+    pipeline = make(replier=Replier("Okay.", "I'm sorry you're upset."))
+    calm = pipeline.run(Turn(user_id="u1", text="hi")).metadata.bot_mood
+    insulted = pipeline.run(Turn(user_id="u1", text="you idiot"))
+    assert insulted.metadata.bot_mood["warmth"] < calm["warmth"]
+    assert insulted.response == "I'm sorry you're upset." and insulted.safety.action == "flagged_input"
+
+
+def test_a_custom_persona_is_the_role_and_cannot_drop_the_rules():
+    class CustomStore(Store):
+        def user_state(self, turn):
+            return UserState(persona="custom", custom_persona="a cheerful pirate who loves puns")
+
+    replier = Replier("Ahoy!")
+    pipeline = make(replier=replier)
+    pipeline.stages.store = CustomStore()
+    result = pipeline.run(Turn(user_id="u1", text="hi"))
+    system = replier.requests[0].messages[0].content
+    assert result.metadata.persona == "custom"
+    assert '"a cheerful pirate who loves puns"' in system and "stay kind, honest and safe" in system

@@ -12,6 +12,7 @@ from sqlalchemy.exc import IntegrityError
 
 from core.turn import Turn
 from storage.blobs import AudioBlobs
+from core.mood import BotMood
 from storage.db import make_engine, migrate, session_factory
 from storage.tables import Base, Message, ModerationEvent, User
 from storage.turns import SqlHistory, SqlTurnStore
@@ -153,9 +154,15 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
                                             datetime.now(timezone.utc))
     turn = Turn(user_id="77", platform="discord")
     audio = turns.save_reply_audio(turn, b"OggS", ".ogg")
-    turns.save_turn(turn, result("sad", "sorry"))
+    with_mood = result("sad", "sorry")
+    with_mood["metadata"]["bot_mood"] = {"warmth": 0.9, "energy": 0.3, "words": "tender and quiet"}
+    turns.save_turn(turn, with_mood)
     assert users.recent_emotions(key, 5) == [("joy", 0.9)]
+    state = turns.user_state(turn)
+    assert (state.mood, state.recent_emotions) == (BotMood(0.9, 0.3), ["joy"])
+    assert 0 <= state.hours_since_mood < 0.1
     users.forget(key)
     assert users.recent_emotions(key, 5) == [] and not Path(audio).exists()
+    assert users.bot_mood(key) is None and turns.user_state(turn).mood is None
     assert VoiceProfileStore(sessions, blobs).load(key) is not None  # the voice stays
     assert users.prefs(key).persona == "tutor"

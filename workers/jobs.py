@@ -88,9 +88,27 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
     return {"clips": len(clips), "engine": engine}
 
 
+def set_custom_persona(user_key: str, description: str) -> dict:
+    """Make the role the user described their persona, if it passes the same safety check as
+    any message: a persona is part of every prompt, so it must not smuggle in abuse."""
+    from config import wiring
+    from core import moderation
+    from storage.users import UserStore
+
+    pipeline = current_pipeline()
+    scores = pipeline.toxicity_scores(description)
+    if moderation.judge(scores, pipeline.settings.toxicity_threshold).harmful:
+        log.info("refused a custom persona (%s)", ", ".join(sorted(scores)))
+        return {"error": {"kind": "input", "message": "I can't take on that role. Describe a kind one?"}}
+    storage = wiring.open_storage(Settings())
+    UserStore(storage.sessions, storage.blobs).update(user_key, persona="custom",
+                                                      custom_persona=description)
+    return {"persona": "custom"}
+
+
 def forget_user(user_key: str) -> dict:
-    """Everything the user said, gone: messages, reply audio and semantic memory. Their
-    registered voice stays; /voice delete removes that."""
+    """Everything the user said, gone: messages, reply audio, semantic memory and Heartline's
+    mood with them. Their registered voice stays; /voice delete removes that."""
     from config import wiring
     from storage.users import UserStore
 
