@@ -70,3 +70,14 @@ def test_a_selfie_turn_reports_the_face_and_a_faceless_one_says_why(pipeline):
     result = pipeline.run(Turn(user_id="f1", text="Look at this", image=blank, want_voice=False))
     assert result.emotion_analysis.image_emotion is None
     assert result.metadata.skipped_stages["face_emotion"] == "no face found in the image"
+
+
+def test_a_face_that_contradicts_the_words_is_a_conflict_the_reply_is_asked_to_notice(pipeline):
+    """No freely licensed photo of a sad face ships in any package here (see tests/data/README.md),
+    so the mismatch runs the other way: "I'm fine." with a beaming face, and with a calm one."""
+    mismatch = pipeline.run(Turn(user_id="f2", text="I'm fine.", image=SMILE, want_voice=False))
+    assert mismatch.emotion_analysis.fused_emotion.source == "fused_conflict"
+    calm = (Path(__file__).parent / "data" / "neutral_face.jpg").read_bytes()
+    agreed = pipeline.run(Turn(user_id="f2", text="I'm fine.", image=calm, want_voice=False))
+    assert agreed.emotion_analysis.image_emotion.emotion == "neutral"
+    assert agreed.emotion_analysis.fused_emotion.source == "fused_aligned"
