@@ -201,7 +201,9 @@ class Chat:
             text=message.text, audio=message.audio, audio_mime=message.audio_mime,
             image=message.image, message_id=message.message_id, want_voice=prefs.voice_replies,
         )
-        result = self._wait(submit_turn(self.queue, turn))
+        # XTTS speaks ~3x slower than real time on a CPU: its turns go to the GPU workers.
+        cloned = prefs.voice_replies and self.voices.status(message.user_key).model_name.startswith("xtts")
+        result = self._wait(submit_turn(self.queue, turn, gpu=cloned))
         voice = None
         if result["reply_audio"]:
             audio = result["reply_audio"]

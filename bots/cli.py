@@ -113,6 +113,8 @@ def _parser() -> argparse.ArgumentParser:
     worker = commands.add_parser("worker", help="process jobs from Redis (needs HEARTLINE_REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.set_defaults(handler=_worker)
+    worker.add_argument("--gpu", action="store_true",
+                        help="take cloned-voice turns from HEARTLINE_GPU_QUEUE_NAME first")
 
     models = commands.add_parser("models", help="manage model weights")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -362,7 +364,7 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.worker import run_worker
 
-    run_worker(settings, burst=args.burst)
+    run_worker(settings, burst=args.burst, gpu=args.gpu)
     return 0
 
 

@@ -37,6 +37,9 @@ class Settings(BaseSettings):
     # database in data_dir/memory, opened by the worker only.
     chroma_url: str | None = None
     queue_name: str = "heartline"
+    # Set, turns answered in a cloned (XTTS) voice go to this queue, which GPU workers take
+    # first (`heartline worker --gpu`); unset, every job shares queue_name.
+    gpu_queue_name: str | None = None
     job_timeout_s: int = 600
     job_retries: int = 2
     job_retry_intervals_s: list[int] = [5, 30]

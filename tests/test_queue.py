@@ -102,6 +102,27 @@ def test_a_redelivered_message_is_one_job(rq_queue):
     assert rq_queue.queue.count == 1
 
 
+def test_cloned_voice_turns_wait_for_a_gpu_worker_which_takes_them_first(redis_url, pipeline):
+    from rq import Queue, SimpleWorker
+
+    name = f"test-{uuid.uuid4().hex[:8]}"
+    queue = RedisQueue(Settings(redis_url=redis_url, queue_name=name, gpu_queue_name=f"{name}-gpu"))
+    try:
+        cloned, plain = submit_turn(queue, text_turn(), gpu=True), submit_turn(queue, text_turn())
+        assert (queue.gpu_queue.count, queue.queue.count) == (1, 1)
+        SimpleWorker([queue.queue], connection=queue.connection).work(burst=True)  # a CPU worker
+        assert plain.result(timeout=10)["response"] and queue.gpu_queue.count == 1
+        gpu_worker = SimpleWorker([queue.gpu_queue, queue.queue], connection=queue.connection)
+        submit_turn(queue, text_turn())
+        gpu_worker.work(burst=True, max_jobs=1)
+        assert cloned.result(timeout=10)["response"]  # its own queue first...
+        assert queue.queue.count == 1  # ...then the shared one
+    finally:
+        for q in (queue.queue, queue.gpu_queue):
+            Queue(q.name, connection=queue.connection).empty()
+            q.delete(delete_jobs=True)
+
+
 def test_the_embedded_queue_runs_the_same_job_with_retries_and_dedup(pipeline, monkeypatch):
     queue = EmbeddedQueue(retries=2)
     flaky = FlakyStore(pipeline.stages.store, failures=1)

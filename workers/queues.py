@@ -42,13 +42,14 @@ class JobHandle(Protocol):
 
 class JobQueue(Protocol):
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job") -> JobHandle:
-        """Run `job(*args)` on a worker. `description` is logged: never put user content in it."""
+               description: str = "job", gpu: bool = False) -> JobHandle:
+        """Run `job(*args)` on a worker (a GPU worker when `gpu` and one is configured).
+        `description` is logged: never put user content in it."""
 
 
-def submit_turn(queue: JobQueue, turn: Turn) -> JobHandle:
+def submit_turn(queue: JobQueue, turn: Turn, gpu: bool = False) -> JobHandle:
     return queue.submit(jobs.process_turn, turn, job_id=message_job_id(turn),
-                        description=f"turn from {turn.platform}")
+                        description=f"turn from {turn.platform}", gpu=gpu)
 
 
 def message_job_id(turn: Turn) -> str | None:
@@ -90,7 +91,7 @@ class EmbeddedQueue:
         self._count = 0
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job") -> EmbeddedHandle:
+               description: str = "job", gpu: bool = False) -> EmbeddedHandle:
         with self._lock:
             if job_id and job_id in self._jobs:
                 log.info("duplicate submission of job %s ignored", job_id)
@@ -148,6 +149,8 @@ class RedisQueue:
 
         self.connection = Redis.from_url(settings.redis_url)
         self.queue = Queue(settings.queue_name, connection=self.connection)
+        self.gpu_queue = (Queue(settings.gpu_queue_name, connection=self.connection)
+                          if settings.gpu_queue_name else self.queue)
         self.settings = settings
 
     def workers_listening(self) -> int:
@@ -156,14 +159,14 @@ class RedisQueue:
         return Worker.count(connection=self.connection, queue=self.queue)
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job") -> RedisHandle:
+               description: str = "job", gpu: bool = False) -> RedisHandle:
         from rq import Retry
         from rq.exceptions import DuplicateJobError
         from rq.job import Job
 
         cfg = self.settings
         try:
-            enqueued = self.queue.enqueue(
+            enqueued = (self.gpu_queue if gpu else self.queue).enqueue(
                 job,
                 *args,
                 job_id=job_id,

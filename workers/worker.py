@@ -15,15 +15,20 @@ from workers import jobs
 log = logging.getLogger(__name__)
 
 
-def run_worker(settings: Settings, burst: bool = False) -> None:
+def run_worker(settings: Settings, burst: bool = False, gpu: bool = False) -> None:
     from redis import Redis
     from rq import Queue, SimpleWorker
 
     if not settings.redis_url:
         raise SystemExit("heartline worker needs HEARTLINE_REDIS_URL (without it, `heartline run` "
                          "processes messages in-process)")
+    names = [settings.queue_name]
+    if gpu:
+        if not settings.gpu_queue_name:
+            raise SystemExit("heartline worker --gpu needs HEARTLINE_GPU_QUEUE_NAME")
+        names.insert(0, settings.gpu_queue_name)  # cloned-voice turns first, then any other work
     connection = Redis.from_url(settings.redis_url)
     jobs.current_pipeline()  # load every model before taking the first job
-    worker = SimpleWorker([Queue(settings.queue_name, connection=connection)], connection=connection)
-    log.info("worker ready on queue %r", settings.queue_name)
+    worker = SimpleWorker([Queue(name, connection=connection) for name in names], connection=connection)
+    log.info("worker ready on queues %s", ", ".join(names))
     worker.work(burst=burst, with_scheduler=True, logging_level=settings.log_level)
