@@ -107,14 +107,20 @@ def _parser() -> argparse.ArgumentParser:
     voice_eval.add_argument("--json", action="store_true")
     voice_eval.set_defaults(handler=_eval_voice)
 
+    timing = commands.add_parser("bench", help="time each stage on real text, voice and selfie turns")
+    timing.add_argument("--turns", type=int, default=5, help="turns of each kind (default 5)")
+    timing.add_argument("--image", type=Path, help="a selfie, to time face reading too")
+    timing.add_argument("--json", action="store_true")
+    timing.set_defaults(handler=_bench)
+
     run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
     run.set_defaults(handler=_run)
 
     worker = commands.add_parser("worker", help="process jobs from Redis (needs HEARTLINE_REDIS_URL)")
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
-    worker.set_defaults(handler=_worker)
     worker.add_argument("--gpu", action="store_true",
                         help="take cloned-voice turns from HEARTLINE_GPU_QUEUE_NAME first")
+    worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="manage model weights")
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
@@ -331,6 +337,16 @@ def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
     draw_confusion(report, out / "confusion.png")
     print(json.dumps(report, indent=2) if args.json else describe(report))
     print(f"report and confusion matrix in {out}", file=sys.stderr)
+    return 0
+
+
+def _bench(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.bench import bench, describe
+
+    if args.turns < 1:
+        raise CliError("--turns must be at least 1")
+    report = bench(settings, args.turns, _read(args.image, "image"))
+    print(json.dumps(report, indent=2) if args.json else describe(report))
     return 0
 
 

@@ -7,6 +7,7 @@ import os
 import subprocess
 import sys
 import uuid
+from pathlib import Path
 
 import pytest
 
@@ -89,3 +90,16 @@ def test_reply_through_a_worker_process_on_real_redis(redis_url, data_dir):
 def test_bad_arguments_exit_nonzero(flag):
     done = heartline("reply", flag) if flag == "--persona" else heartline("reply")
     assert done.returncode == 2
+
+
+def test_bench_times_every_stage_of_text_voice_and_selfie_turns(data_dir):
+    image = str(Path(__file__).parent / "data" / "smiling_face.jpg")
+    done = heartline("bench", "--turns", "1", "--image", image, "--json",
+                     env={"HEARTLINE_REPLY_BACKEND": "rules"})  # the reply model is timed elsewhere
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert set(report["turns"]) == {"text", "voice_note", "selfie"}
+    assert {"transcribe", "generate_reply", "synthesize_voice"} <= set(report["turns"]["voice_note"]["stages"])
+    assert "face_emotion" in report["turns"]["selfie"]["stages"]
+    assert 0 < report["turns"]["text"]["tts_real_time_factor"]
+    assert not list(data_dir.iterdir())  # the bench kept nothing in the user's data dir
