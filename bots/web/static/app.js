@@ -167,7 +167,11 @@ $("composer").addEventListener("submit", async (event) => {
   statusLine.textContent = "";
 });
 
-$("persona").addEventListener("change", (event) => command(`/persona ${event.target.value}`));
+$("persona").addEventListener("change", (event) => {
+  if (event.target.value !== "custom") return command(`/persona ${event.target.value}`);
+  const role = prompt("Who should I be? For example: a calm coach who asks good questions");
+  if (role && role.trim()) command(`/persona custom ${role.trim()}`);
+});
 $("voice").addEventListener("change", (event) => command(`/voice ${event.target.checked ? "on" : "off"}`));
 
 // -- teaching Heartline your voice ------------------------------------------------------------
