@@ -94,9 +94,10 @@ def _parser() -> argparse.ArgumentParser:
     evaluate = commands.add_parser("eval", help="measure a model on labelled data")
     eval_commands = evaluate.add_subparsers(dest="eval_command", metavar="WHAT", required=True)
     emotion = eval_commands.add_parser("emotion", help="an emotion reader on a labelled set")
-    emotion.add_argument("--modality", choices=["text", "face"], required=True)
+    emotion.add_argument("--modality", choices=["text", "face", "voice"], required=True)
     emotion.add_argument("--data", type=Path, required=True,
-                         help="JSONL of {text, labels} (text) or a folder per label (face)")
+                         help="JSONL of {text, labels} (text) or of {audio, labels} (voice), or a "
+                         "folder per label (face, voice)")
     emotion.add_argument("--out", type=Path, help="where to write report.json and confusion.png "
                          "(default: <data dir>/eval/<modality>)")
     emotion.add_argument("--json", action="store_true", help="print the report as JSON")

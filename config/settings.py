@@ -109,6 +109,8 @@ class Settings(BaseSettings):
     face_backend: Literal["fer", "deepface"] = "fer"
     toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
+    # Emotion from the sound of a voice note (pitch, loudness, tempo, pauses), or not at all.
+    voice_emotion_backend: Literal["prosody", "none"] = "prosody"
     tts_backend: Literal["piper", "none"] = "piper"
     # Registered voices: XTTS-v2 when its weights are in the model cache and COQUI_TOS_AGREED=1
     # ("auto"), else the offline converter; or force one.

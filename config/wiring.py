@@ -26,6 +26,7 @@ from core.stages import (
     TextEmotionReader,
     ToxicityChecker,
     Transcriber,
+    VoiceEmotionReader,
 )
 from models.audio import PyAvCodec
 from models.rule_replies import RuleBasedReplies
@@ -109,6 +110,20 @@ def _text_emotion(encoder_dir: Path | None, device: str, models_dir: Path) -> Te
     from models.minilm import TrainedEmotionReader
 
     return TrainedEmotionReader(_sentence_encoder(encoder_dir, device), models_dir)
+
+
+def voice_emotion_reader(settings: Settings) -> VoiceEmotionReader | None:
+    if settings.voice_emotion_backend == "none":
+        return None
+    with _loading:
+        return _voice_emotion()
+
+
+@cache
+def _voice_emotion() -> VoiceEmotionReader:
+    from models.voice_emotion import ProsodyEmotionReader
+
+    return ProsodyEmotionReader()
 
 
 @cache
@@ -252,7 +267,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             transcriber=transcriber(s),
             text_emotion=text_emotion_reader(s),
             face_emotion=face_emotion_reader(s),
-            voice_emotion=None,
+            voice_emotion=voice_emotion_reader(s),
             memory=memory_store(s, sessions),
             replier=replier(s),
             fallback=RuleBasedReplies(),

@@ -65,7 +65,8 @@ def fuse(readings: Iterable[Reading], weights: Mapping[str, float]) -> FusedEmot
     own top label is the winner the readings are aligned and the confidence rises (noisy-OR of the
     modalities' confidences in it); otherwise they conflict and the winner keeps its weighted share.
     """
-    readings = [r for r in readings if r.scores]
+    # A reader with nothing to go on (a silent voice note) answers with zero confidence: no vote.
+    readings = [r for r in readings if any(score.confidence > 0 for score in r.scores)]
     if not readings:
         return FusedEmotion("neutral", 0.0, "none")
     if len(readings) == 1:

@@ -1,5 +1,5 @@
 from core.emotions import FACE_LABELS, SHARED, TEXT_LABELS, VOICE_LABELS, Reading, fuse, to_shared
-from core.turn import EmotionScore
+from core.turn import EmotionScore, FusedEmotion
 
 WEIGHTS = {"text": 1.0, "image": 0.8, "voice": 0.6}
 
@@ -42,3 +42,9 @@ def test_smiling_face_with_sad_words_is_a_conflict():
     assert fused.source == "fused_conflict"
     assert fused.primary_emotion == "sadness"
     assert fused.confidence == round(0.9 / (0.9 + 0.8 * 0.7), 4)
+
+
+def test_a_reader_with_nothing_to_go_on_does_not_vote():
+    silent_voice = Reading("voice", (EmotionScore("neutral", 0.0),))
+    words = Reading("text", (EmotionScore("sadness", 0.8),))
+    assert fuse([words, silent_voice], {}) == FusedEmotion("sadness", 0.8, "text_only")

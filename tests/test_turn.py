@@ -6,6 +6,7 @@ import io
 
 import av
 
+from core.emotions import VOICE_LABELS
 from core.turn import Turn
 
 
@@ -35,7 +36,8 @@ def test_a_voice_note_is_heard_answered_and_remembered(pipeline, say):
     result = pipeline.run(turn)
     assert "won the match" in result.user_input.transcript.lower()
     assert result.user_input.has_audio
-    assert result.metadata.skipped_stages["voice_emotion"] == "no voice-emotion model configured"
-    assert {"decode_audio", "transcribe"} <= set(result.metadata.stage_times)
+    assert result.emotion_analysis.voice_emotion.emotion in VOICE_LABELS
+    assert {"decode_audio", "transcribe", "voice_emotion"} <= set(result.metadata.stage_times)
+    assert result.metadata.models["voice_emotion"] == "prosody+logreg"
     later = pipeline.stages.memory.recall("cli:t3", "anything")
     assert later[0].text == result.user_input.text and later[1].text == result.response
