@@ -363,10 +363,10 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 def _fetch(args: argparse.Namespace, settings: Settings) -> int:
     from models.fetch import CATALOGUE, fetch
 
-    wanted = [(kind, name) for kind in CATALOGUE for name in getattr(args, kind)]
+    wanted = [(kind, name) for kind in CATALOGUE for name in getattr(args, kind.replace("-", "_"))]
     if not wanted:
-        raise CliError("say what to fetch, e.g. --stt small, --tts xtts, --face deepface or "
-                       "--toxicity detoxify")
+        raise CliError("say what to fetch, e.g. --stt small, --tts xtts, --text-emotion goemotions, "
+                       "--face deepface or --toxicity detoxify")
     if os.environ.get("HF_HUB_OFFLINE", "0") not in ("0", "", "false"):
         raise CliError("fetching needs the network: unset HF_HUB_OFFLINE for this command")
     for kind, name in wanted:

@@ -106,6 +106,10 @@ class Settings(BaseSettings):
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
     # Production backends load from the model cache, filled by `heartline models fetch`.
+    # "goemotions": a transformers GoEmotions classifier from text_emotion_model_dir, else the
+    # model cache's goemotions folder (`heartline models fetch --text-emotion goemotions`).
+    text_emotion_backend: Literal["trained-head", "goemotions"] = "trained-head"
+    text_emotion_model_dir: Path | None = None
     face_backend: Literal["fer", "deepface"] = "fer"
     toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"

@@ -67,7 +67,17 @@ def _transcriber(model_dir: Path, label: str, device: str, beam_size: int) -> Tr
 
 def text_emotion_reader(settings: Settings) -> TextEmotionReader:
     with _loading:
+        if settings.text_emotion_backend == "goemotions":
+            return _goemotions(settings.text_emotion_model_dir or settings.models_dir / "goemotions",
+                               settings.device)
         return _text_emotion(settings.text_encoder_dir, settings.device, settings.models_dir)
+
+
+@cache
+def _goemotions(model_dir: Path, device: str) -> TextEmotionReader:
+    from models.goemotions import SequenceClassifierEmotionReader
+
+    return SequenceClassifierEmotionReader(model_dir, device=device)
 
 
 def face_emotion_reader(settings: Settings) -> FaceEmotionReader:

@@ -43,11 +43,16 @@ def to_shared(label: str) -> str:
 
 
 def shared_distribution(scores: Iterable[EmotionScore]) -> dict[str, float]:
-    """Sum fine-label confidences into the shared space."""
+    """Sum fine-label confidences into the shared space.
+
+    A multi-label reader's scores can add up past 1 (grateful 0.9 and relieved 0.8); they are
+    scaled back so that no modality outvotes the others by naming one feeling twice.
+    """
     totals = dict.fromkeys(SHARED, 0.0)
     for score in scores:
         totals[to_shared(score.emotion)] += score.confidence
-    return totals
+    mass = sum(totals.values())
+    return {label: value / mass for label, value in totals.items()} if mass > 1 else totals
 
 
 @dataclass(frozen=True)

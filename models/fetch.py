@@ -32,6 +32,10 @@ CATALOGUE: dict[str, dict[str, Download]] = {
         "xtts": Download("xtts-v2", "coqui/XTTS-v2",
                          note="licence: Coqui Public Model License (non-commercial); set COQUI_TOS_AGREED=1"),
     },
+    "text-emotion": {
+        "goemotions": Download("goemotions", "SamLowe/roberta-base-go_emotions",
+                               files=(*TOKENIZER_FILES, "model.safetensors")),
+    },
     "face": {
         "deepface": Download("deepface/.deepface/weights", "serengil/deepface",
                              files=("facial_expression_model_weights.pth",)),
