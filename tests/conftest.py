@@ -21,6 +21,8 @@ os.environ["HF_HUB_OFFLINE"] = "1"
 os.environ["TRANSFORMERS_OFFLINE"] = "1"
 os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("HEARTLINE_MODEL_CACHE_DIR", str(ROOT / ".cache" / "models"))
+# Replies are cut to a few speakable sentences anyway; shorter generation keeps the suite quick.
+os.environ.setdefault("HEARTLINE_REPLY_MAX_NEW_TOKENS", "48")
 _SESSION_DATA = Path(tempfile.mkdtemp(prefix="heartline-test-"))
 os.environ["HEARTLINE_DATA_DIR"] = str(_SESSION_DATA)
 for name in ("HEARTLINE_REDIS_URL", "HEARTLINE_DATABASE_URL", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN"):
