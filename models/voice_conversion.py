@@ -4,17 +4,24 @@ No neural cloning model ships offline, so a reply is spoken by the nearest stock
 moved toward the user with WORLD (pyworld) analysis and resynthesis:
 
 * pitch: log-F0 mean and spread matched to the user's clips;
-* formants: the frequency axis of the spectral envelope warped by one factor, the one that best
-  lines up the two voices' long-term spectra;
-* timbre: the remaining mean difference of the envelopes (a mel-cepstral mean shift, which is a
-  fixed equaliser), fitted on the stock voice speaking the user's own transcripts;
+* formants: the frequency axis of the spectral envelope warped by one factor;
+* timbre: the remaining mean difference of the envelopes, one fixed equaliser for voiced frames
+  and one for unvoiced ones (vowels and fricatives differ between voices in unrelated ways; one
+  shared equaliser averaged them and was measured ~0.02 less similar on held-out replies),
+  fitted on the stock voice speaking the user's own transcripts;
 * tempo: the ratio of speaking times on those same words, applied by the synthesizer.
 
-Everything fitted is a few dozen numbers (~0.6 kB of JSON), stored with the voice profile.
+The warp is chosen by the speaker encoder: the factor whose converted rendering sounds closest to
+the user's clips. Matching long-term spectra alone (kept as the fallback without an encoder) has
+two near-equal minima, one on each side of 1 (e.g. 0.80 and 1.36 for a female eSpeak voice from
+the male Piper one), and which one won flipped with the clips' length: that was why one speaker
+closed 0.51 of the gap with short clips and 0.24 with longer ones.
+
+Everything fitted is ~100 numbers (~1.3 kB of JSON), stored with the voice profile.
 Per-frame mappings were measured from the Piper voice toward eSpeak NG speakers and left out:
 cepstral variance matching and DTW-aligned ridge regression lowered similarity and raised WER;
 a DTW-aligned cluster-wise cepstral offset (8-16 clusters) gained at most +0.01 similarity and
-raised WER. Cost: ~0.2 s of conversion per second of reply on 2 cores, ~15 s to fit.
+raised WER. Cost: ~0.2 s of conversion per second of reply on 2 cores, 8-13 s to fit.
 """
 
 from __future__ import annotations
@@ -31,7 +38,9 @@ CEPSTRUM_DIMS = 40
 # Voice notes arrive at 16 kHz: spectra are only compared, and corrected, below 8 kHz.
 COMPARED_HZ = 8000.0
 WARP_FACTORS = np.linspace(0.75, 1.45, 71)
-WARP_REFINEMENTS = (0.92, 0.96, 1.0, 1.04, 1.08)
+# Searched with the encoder: a coarse pass over the range of adult voices, then a finer one.
+WARP_GRID = (0.8, 0.92, 1.04, 1.16, 1.28, 1.4)
+WARP_REFINEMENTS = (0.96, 1.04)
 TEMPO_RANGE = (0.7, 1.4)  # beyond this, faster speech garbles and slower speech drags
 PITCH_HZ = (50.0, 500.0)
 YIN_RATE = 16_000
@@ -104,10 +113,14 @@ class Analysis:
         self.envelope = pyworld.cheaptrick(signal, self.f0, times, audio.sample_rate)
         self.aperiodicity = pyworld.d4c(signal, self.f0, times, audio.sample_rate)
 
-    def speech_frames(self) -> np.ndarray:
-        """Voiced frames within 40 dB of the loud ones: what the voice is judged on."""
+    def active_frames(self) -> np.ndarray:
+        """Frames within 40 dB of the loud ones: speech, voiced or not."""
         level = np.log(self.envelope.sum(axis=1) + 1e-16)
-        return (self.f0 > 0) & (level > np.percentile(level, 95) - 9.2)
+        return level > np.percentile(level, 95) - 9.2
+
+    def speech_frames(self, voiced: bool = True) -> np.ndarray:
+        """Voiced (or unvoiced) speech frames: what the voice is judged on."""
+        return self.active_frames() & ((self.f0 > 0) == voiced)
 
 
 def warp_frequencies(envelope: np.ndarray, factor: float) -> np.ndarray:
@@ -133,15 +146,17 @@ def _log_pitch(analyses: list[Analysis]) -> np.ndarray:
     return np.log(np.concatenate([a.f0[a.f0 > 0] for a in analyses]))
 
 
-def _mean_log_spectrum(analyses: list[Analysis]) -> np.ndarray:
-    frames = np.concatenate([a.envelope[a.speech_frames()] for a in analyses])
-    if not len(frames):  # nothing voiced: judge by every frame rather than by none
+def _mean_log_spectrum(analyses: list[Analysis], voiced: bool = True) -> np.ndarray:
+    frames = np.concatenate([a.envelope[a.speech_frames(voiced)] for a in analyses])
+    if len(frames) < 20:  # hardly any: judge by every frame rather than by none
         frames = np.concatenate([a.envelope for a in analyses])
     return np.log(frames + 1e-16).mean(axis=0)
 
 
 def _speech_seconds(analyses: list[Analysis]) -> float:
-    return sum(a.speech_frames().sum() for a in analyses) * FRAME_MS / 1000
+    # Voiced and unvoiced alike: counting voiced frames only made eSpeak voices, which voice far
+    # more frames than Piper, look 1.4x slower than the same words' durations say.
+    return sum(a.active_frames().sum() for a in analyses) * FRAME_MS / 1000
 
 
 def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
@@ -150,8 +165,8 @@ def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
 
     Without `stock_rendering` only the user's side is stored, and each reply is measured against
     itself when converted: weaker, since a reply's words differ from the clips'. With a speaker
-    `encoder`, the formant warp is refined by how close the converted rendering sounds to the clips
-    (~10 s more; measured +0.01-0.02 similarity on held-out replies).
+    `encoder` (as registration runs it), the formant warp is the one whose converted rendering
+    sounds closest to the clips (8 trials, ~1 s each); without, the long-term spectra decide.
     """
     if len(user_clips) != len(user_transcripts):
         raise ValueError("one transcript per clip")
@@ -171,28 +186,35 @@ def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
     stock = [Analysis(resample_to(audio, rate)) for audio in stock_rendering]
     stock_pitch = _log_pitch(stock)
     stats["pitch"]["source"] = [float(stock_pitch.mean()), float(stock_pitch.std())]
-    target, source = _mean_log_spectrum(user), _mean_log_spectrum(stock)
-    compared = _compared_bins(target.size, rate, stats["compared_hz"])
-    warp = float(min(WARP_FACTORS, key=lambda f: _shape_error(target, _warp_log(source, f), compared)))
-    stats.update(_spectral_stats(target, source, warp, stats))
-    if encoder is not None:
+    spectra = [(_mean_log_spectrum(user, voiced), _mean_log_spectrum(stock, voiced)) for voiced in (True, False)]
+    if encoder is None:
+        target, source = spectra[0]
+        compared = _compared_bins(target.size, rate, stats["compared_hz"])
+        warp = float(min(WARP_FACTORS, key=lambda f: _shape_error(target, _warp_log(source, f), compared)))
+        stats.update(_spectral_stats(spectra, warp, stats))
+    else:
         voice = encoder.embed_speaker(user_clips)
 
-        def closeness(trial: dict) -> float:
+        def closeness(warp: float) -> float:
+            trial = {**stats, **_spectral_stats(spectra, warp, stats)}
             converted = [_convert(analysis, trial, 1.0, audio) for analysis, audio in zip(stock, stock_rendering)]
             return float(np.dot(encoder.embed_speaker(converted), voice))
 
-        trials = [{**stats, **_spectral_stats(target, source, warp * scale, stats)} for scale in WARP_REFINEMENTS]
-        stats = max(trials, key=closeness)
+        scores = {warp: closeness(warp) for warp in WARP_GRID}
+        coarse = max(scores, key=scores.get)
+        scores.update({coarse * scale: closeness(coarse * scale) for scale in WARP_REFINEMENTS})
+        warp = max(scores, key=scores.get)
+        stats.update(_spectral_stats(spectra, warp, stats))
     tempo = _speech_seconds(stock) / max(_speech_seconds(user), 1e-3)
     stats["tempo"] = float(np.clip(tempo, *TEMPO_RANGE))
     return stats
 
 
-def _spectral_stats(target: np.ndarray, source: np.ndarray, warp: float, stats: dict) -> dict:
-    """The warp, and the equaliser taking the warped stock spectrum to the user's."""
-    difference = target - _warp_log(source, warp)
-    return {"warp": round(warp, 4), "equaliser": _coded(difference, stats["sample_rate"], stats["compared_hz"])}
+def _spectral_stats(spectra: list[tuple[np.ndarray, np.ndarray]], warp: float, stats: dict) -> dict:
+    """The warp, and the equalisers taking the warped stock spectra (voiced, unvoiced) to the user's."""
+    coded = [_coded(target - _warp_log(source, warp), stats["sample_rate"], stats["compared_hz"])
+             for target, source in spectra]
+    return {"warp": round(warp, 4), "equaliser": coded[0], "unvoiced_equaliser": coded[1]}
 
 
 def _compared_bins(bins: int, rate: int, compared_hz: float) -> int:
@@ -237,7 +259,9 @@ def _convert(analysis: Analysis, stats: dict, pitch: float, original: PcmAudio) 
         f0[voiced] = pitch * np.exp((log_f0 - source_mean) / max(source_std, 1e-3) * target_std + target_mean)
     if "equaliser" in stats:
         envelope = warp_frequencies(analysis.envelope, stats["warp"])
-        envelope *= np.exp(_decoded(stats["equaliser"], rate))
+        unvoiced = stats.get("unvoiced_equaliser", stats["equaliser"])
+        envelope[voiced] *= np.exp(_decoded(stats["equaliser"], rate))
+        envelope[~voiced] *= np.exp(_decoded(unvoiced, rate))
     else:
         # No stock rendering was fitted: the reply's own mean spectrum is the reference.
         own = _mean_log_spectrum([analysis])
