@@ -105,6 +105,8 @@ def _parser() -> argparse.ArgumentParser:
     voice_eval = eval_commands.add_parser(
         "voice", help="how close replies in a user's registered voice sound to them")
     voice_eval.add_argument("--user", required=True)
+    voice_eval.add_argument("--sentences", type=int, default=36,
+                            help="how many of the 36 held-out reply sentences to speak (default all)")
     voice_eval.add_argument("--json", action="store_true")
     voice_eval.set_defaults(handler=_eval_voice)
 
@@ -298,7 +300,7 @@ def _voice_manage(args: argparse.Namespace, settings: Settings) -> int:
 def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from models.stock_voices import reply_voices
-    from models.voice_eval import evaluate
+    from models.voice_eval import REPLY_SENTENCES, evaluate
     from storage.voices import VoiceProfileStore
 
     wiring.offline_environment(settings)
@@ -310,8 +312,11 @@ def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
 
     codec = PyAvCodec()
     clips = [codec.decode(Path(path).read_bytes(), "audio/wav", 60) for path in profile.clips]
+    if not 1 <= args.sentences <= len(REPLY_SENTENCES):
+        raise CliError(f"--sentences must be 1 to {len(REPLY_SENTENCES)}")
     report = evaluate(clips, list(profile.transcripts), encoder=wiring.speaker_encoder(settings),
-                      transcriber=wiring.transcriber(settings), candidates=reply_voices())
+                      transcriber=wiring.transcriber(settings), candidates=reply_voices(),
+                      reply_texts=REPLY_SENTENCES[: args.sentences])
     if args.json:
         print(json.dumps(report, indent=2))
     else:
