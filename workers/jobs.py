@@ -96,9 +96,9 @@ def set_custom_persona(user_key: str, description: str) -> dict:
     from storage.users import UserStore
 
     pipeline = current_pipeline()
-    scores = pipeline.toxicity_scores(description)
-    if moderation.judge(scores, pipeline.settings.toxicity_threshold).harmful:
-        log.info("refused a custom persona (%s)", ", ".join(sorted(scores)))
+    verdict = moderation.judge(pipeline.toxicity_scores(description), pipeline.settings.toxicity_threshold)
+    if verdict.harmful:
+        log.info("refused a custom persona (%s)", ", ".join(verdict.reasons))
         return {"error": {"kind": "input", "message": "I can't take on that role. Describe a kind one?"}}
     storage = wiring.open_storage(Settings())
     UserStore(storage.sessions, storage.blobs).update(user_key, persona="custom",
