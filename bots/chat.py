@@ -201,8 +201,10 @@ class Chat:
             text=message.text, audio=message.audio, audio_mime=message.audio_mime,
             image=message.image, message_id=message.message_id, want_voice=prefs.voice_replies,
         )
-        # XTTS speaks ~3x slower than real time on a CPU: its turns go to the GPU workers.
-        cloned = prefs.voice_replies and self.voices.status(message.user_key).model_name.startswith("xtts")
+        # XTTS speaks ~3x slower than real time on a CPU: its turns go to the GPU workers, if any
+        # (asked only then: it costs a database read on every message).
+        cloned = (bool(self.settings.gpu_queue_name) and prefs.voice_replies
+                  and self.voices.status(message.user_key).model_name.startswith("xtts"))
         result = self._wait(submit_turn(self.queue, turn, gpu=cloned))
         voice = None
         if result["reply_audio"]:

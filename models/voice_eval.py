@@ -73,12 +73,12 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 
 
 def word_error_rate(transcriber, audios: list[PcmAudio], texts: list[str]) -> float:
-    from models.speaker import to_rate
+    from models.voice_conversion import resample_to
 
     errors = total = 0
     for audio, text in zip(audios, texts):
         # faster-whisper takes raw samples at 16 kHz.
-        heard = transcriber.transcribe(PcmAudio(to_rate(audio, 16_000), 16_000)).text
+        heard = transcriber.transcribe(resample_to(audio, 16_000)).text
         wrong, count = word_errors(text, heard)
         errors, total = errors + wrong, total + count
     return errors / max(total, 1)
