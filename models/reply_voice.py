@@ -24,13 +24,19 @@ class ReplyVoice:
             return self.default.name
         if self.cloner is not None:
             return self.cloner.name
-        return f"world-vc:{voice.conversion['stock_voice']}" if voice.conversion else self.default.name
+        return f"world-vc:{voice.conversion['stock_voice']}" if _styled(voice) else self.default.name
 
     def synthesize(self, text: str, style: VoiceStyle, voice: VoiceProfile | None = None) -> PcmAudio:
         if voice is not None and self.cloner is not None:
             return self.cloner.synthesize(text, style, voice)
-        if voice is not None and voice.conversion:
+        if voice is not None and _styled(voice):
             return stock_voices.speak_in_user_voice(text, style, voice.conversion)
         audio = self.default.synthesize(text, style)
         # The expressive pitch: WORLD re-synthesis is only worth its cost when the pitch moves.
         return shift_pitch(audio, style.pitch) if abs(style.pitch - 1.0) > 0.005 else audio
+
+
+def _styled(voice: VoiceProfile) -> bool:
+    """Whether the profile's conversion can run here: its stock voice may have been fitted on an
+    install that had voices this one lacks (Kokoro's come from `make install`)."""
+    return bool(voice.conversion) and voice.conversion["stock_voice"] in stock_voices.reply_voices()

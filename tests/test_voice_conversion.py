@@ -144,3 +144,37 @@ def test_nearest_stock_voice_is_the_one_that_sounds_alike(encoder, clips):
 def test_fit_needs_a_transcript_per_clip(clips):
     with pytest.raises(ValueError):
         voice_conversion.fit(clips, CLIP_TEXTS[:1], None)
+
+
+def test_kokoro_voices_are_reply_voices_and_say_the_words(transcriber):
+    from models.speaker import to_rate
+
+    names = stock_voices.reply_voices()
+    assert {"kokoro:af_heart", "kokoro:bm_george", "piper:joe-us"} <= set(names)
+    voice = stock_voices.load_voice("kokoro:af_heart")
+    text = "Please be gentle with yourself this weekend."
+    normal, slow = voice.synthesize(text, VoiceStyle()), voice.synthesize(text, VoiceStyle(rate=0.7))
+    assert normal.sample_rate == 24_000 and normal.samples.dtype == np.float32
+    assert slow.duration_s > 1.2 * normal.duration_s
+    heard = transcriber.transcribe(PcmAudio(to_rate(normal, 16_000), 16_000)).text
+    assert word_errors(text, heard)[0] == 0, heard
+    assert voice.synthesize("...", VoiceStyle()).duration_s == 0
+
+
+def test_kokoro_install_refuses_parts_that_are_not_the_release(tmp_path, monkeypatch):
+    from models import kokoro_tts
+
+    monkeypatch.setattr(kokoro_tts, "MODEL_SHA256", "0" * 64)
+    with pytest.raises(RuntimeError, match="SHA-256"):
+        kokoro_tts.install(tmp_path)
+    assert not (tmp_path / kokoro_tts.MODEL_FILE).exists()
+
+
+def test_a_profile_fitted_on_a_voice_this_install_lacks_is_answered_in_the_default_voice(joe):
+    from core.turn import VoiceProfile
+    from models.reply_voice import ReplyVoice
+
+    profile = VoiceProfile("web:1", (), conversion={"stock_voice": "kokoro:not_installed", "warp": 1.0})
+    speaker = ReplyVoice(joe)
+    assert speaker.engine_for(profile) == joe.name
+    assert speaker.synthesize("Hello there.", VoiceStyle(), profile).duration_s > 0.3
