@@ -94,8 +94,11 @@ def mean_similarity(embeddings: np.ndarray, others: np.ndarray, same: bool = Fal
 
 def evaluate(user_clips: list[PcmAudio], user_transcripts: list[str], *, encoder=None,
              transcriber=None, candidates: list[str] | None = None, base_voice: str = DEFAULT_VOICE,
-             reply_texts: tuple[str, ...] = REPLY_SENTENCES) -> dict:
-    """Fit on the clips, speak the held-out replies with the base voice and cloned, and compare."""
+             stats: dict | None = None, reply_texts: tuple[str, ...] = REPLY_SENTENCES) -> dict:
+    """Speak the held-out replies with the base voice and in the user's styled voice, and compare.
+
+    `stats` is the conversion registration stored; without it, one is fitted on the clips here.
+    """
     from models import stock_voices
     from models.speaker import SpeakerEncoder
     from models.whisper import FasterWhisperTranscriber, packaged_model_dir
@@ -105,9 +108,11 @@ def evaluate(user_clips: list[PcmAudio], user_transcripts: list[str], *, encoder
     texts = list(reply_texts)
     user = np.array([encoder.embed(clip) for clip in user_clips])
 
-    started = time.perf_counter()
-    stats = stock_voices.fit_user_voice(user_clips, user_transcripts, encoder, candidates or [base_voice])
-    fit_seconds = time.perf_counter() - started
+    fit_seconds = None  # the stored conversion was fitted at registration
+    if stats is None:
+        started = time.perf_counter()
+        stats = stock_voices.fit_user_voice(user_clips, user_transcripts, encoder, candidates or [base_voice])
+        fit_seconds = time.perf_counter() - started
 
     base = stock_voices.load_voice(base_voice)
     base_replies = [base.synthesize(text, VoiceStyle()) for text in texts]

@@ -13,6 +13,7 @@ import uuid
 from pathlib import Path
 from urllib.parse import urlparse
 
+import onnxruntime
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -23,6 +24,9 @@ os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("HEARTLINE_MODEL_CACHE_DIR", str(ROOT / ".cache" / "models"))
 # Replies are cut to a few speakable sentences anyway; shorter generation keeps the suite quick.
 os.environ.setdefault("HEARTLINE_REPLY_MAX_NEW_TOKENS", "48")
+# Piper samples its delivery from onnxruntime's generator, seeded as each voice loads: fixed, a
+# test on a voice's pitch or words hears the same audio on every run of the suite.
+onnxruntime.set_seed(0)
 _SESSION_DATA = Path(tempfile.mkdtemp(prefix="heartline-test-"))
 os.environ["HEARTLINE_DATA_DIR"] = str(_SESSION_DATA)
 for name in ("HEARTLINE_REDIS_URL", "HEARTLINE_DATABASE_URL", "TELEGRAM_BOT_TOKEN", "DISCORD_BOT_TOKEN"):
