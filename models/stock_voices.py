@@ -76,7 +76,7 @@ def reply_voices() -> list[str]:
     """The stock voices clear enough to answer with: the neural ones, Piper and Kokoro.
 
     Measured with Whisper tiny.en on 36 reply sentences: Piper joe 1-2 % WER, Kokoro voices
-    0-0.3 %, eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices sound closer to some
+    0-0.3 % (see models.kokoro_tts), eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices sound closer to some
     users, but would make replies several times harder to follow, so they serve as test
     speakers, not as reply voices.
     """
