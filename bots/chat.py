@@ -51,7 +51,8 @@ What I don't keep: your incoming voice notes and photos after I've answered.
 TRAINING_START = (
     f"Let's learn your voice. Send me {MIN_CLIPS} to {MAX_CLIPS} voice notes of you speaking, "
     "3 to 30 seconds each: read something aloud in a quiet place. Record them now (I can't "
-    "learn from forwarded audio). Say /voice done when you've sent them, /voice cancel to stop."
+    "learn from forwarded audio). Say /voice done when you've sent them (learning takes a "
+    "couple of minutes), /voice cancel to stop."
 )
 NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
 SLOW_DOWN = "You're sending messages faster than I can answer. Give me a minute, please."
