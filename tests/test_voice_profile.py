@@ -47,14 +47,14 @@ def test_a_registered_voice_speaks_the_replies_and_closes_much_of_the_gap(tmp_pa
     assert result["metadata"]["models"]["tts"] == re.search(r"world-vc:\S+", trained.stdout)[0]
     assert result["reply_audio"]["duration_s"] > 0.5
 
-    # 12 of the 36 held-out sentences keep the suite quick. On all 36 this speaker, styled from
-    # Kokoro's af_sarah, closes 0.56 of the gap at 0 % WER (Piper's joe: 1 %); the margins below
-    # allow for the smaller sample, where one word is ~0.008 of WER.
+    # 12 of the 36 held-out sentences keep the suite quick. Styled from Kokoro's af_sarah, this
+    # speaker closes 0.56 of the gap on 12 and on 36, at 0 % WER (Piper's joe: 0 % on 12, 1 % on
+    # 36). The bounds are the issue's, with one word (~0.008) of slack for the small sample.
     measured = heartline("eval", "voice", "--user", "u2", "--sentences", "12", "--json")
     report = json.loads(measured.stdout)
     assert report["similarity_base"] < report["similarity_cloned"] < report["similarity_ceiling"]
-    assert report["gap_closed"] >= 0.4
-    assert report["wer_cloned"] <= 2 * report["wer_base"] + 0.03
+    assert report["gap_closed"] >= 0.5
+    assert report["wer_cloned"] <= 2 * report["wer_base"] + 0.01
 
     assert heartline("voice", "delete", "--user", "u2").stdout.strip() == "deleted"
     assert "no registered voice" in heartline("voice", "status", "--user", "u2").stdout
