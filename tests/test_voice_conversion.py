@@ -116,7 +116,14 @@ def test_shift_pitch_scales_f0_and_keeps_timing(joe):
     audio = joe.synthesize(REPLY_TEXTS[0], VoiceStyle())
     raised = voice_conversion.shift_pitch(audio, 1.3)
     assert abs(raised.duration_s - audio.duration_s) < 0.02
-    assert median_pitch(raised) / median_pitch(audio) == pytest.approx(1.3, rel=0.1)
+
+    # Read by YIN, not Harvest: on joe's creaky voice Harvest halves the period in many frames,
+    # and its ratio here ranged 1.10-1.32 over Piper's noise draws; YIN's, 1.29-1.35.
+    def yin_median(audio: PcmAudio) -> float:
+        f0 = voice_conversion.Analysis(audio).f0
+        return float(np.median(f0[f0 > 0]))
+
+    assert yin_median(raised) / yin_median(audio) == pytest.approx(1.3, rel=0.1)
     assert np.abs(raised.samples).max() <= 1.0
 
 
