@@ -49,11 +49,12 @@ YIN_THRESHOLD = 0.1  # the first dip under this is the period (YIN's absolute th
 VOICED_BELOW = 0.45  # periodicity under which a frame is voiced; generous, as noise sounds worse
 
 
-def estimate_f0(samples: np.ndarray, sample_rate: int, frames: int) -> np.ndarray:
-    """F0 per 5 ms frame (0 where unvoiced), with YIN.
+def estimate_f0(samples: np.ndarray, sample_rate: int, frames: int, typical_hz: float | None = None) -> np.ndarray:
+    """F0 per 5 ms frame (0 where unvoiced), with YIN, in the octave nearest `typical_hz`.
 
     WORLD's own trackers (DIO, Harvest) halve the period on the low, creaky Piper voice in a
-    large share of frames; YIN's first-dip rule does not.
+    large share of frames; YIN's first-dip rule does not. Without `typical_hz` the utterance's own
+    clearly periodic frames set the octave.
     """
     signal = to_rate(PcmAudio(samples, sample_rate), YIN_RATE).astype(np.float64)
     hop = int(YIN_RATE * FRAME_MS / 1000)
@@ -88,14 +89,22 @@ def estimate_f0(samples: np.ndarray, sample_rate: int, frames: int) -> np.ndarra
     voiced = (periodicity < VOICED_BELOW) & loud
     if not voiced.any():
         return np.zeros(frames)
-    return np.where(voiced, _fold_octaves(f0, periodicity, voiced), 0.0)
+    return np.where(voiced, _fold_octaves(f0, periodicity, voiced, typical_hz), 0.0)
 
 
-def _fold_octaves(f0: np.ndarray, periodicity: np.ndarray, voiced: np.ndarray) -> np.ndarray:
+def _fold_octaves(f0: np.ndarray, periodicity: np.ndarray, voiced: np.ndarray,
+                 typical_hz: float | None = None) -> np.ndarray:
     """Weakly periodic frames often lock onto a harmonic or subharmonic: bring each to the octave
-    nearest the utterance's typical pitch, read from its clearly periodic frames."""
-    clear = voiced & (periodicity < YIN_THRESHOLD)
-    typical = np.median(np.log2(f0[clear if clear.any() else voiced]))
+    nearest the typical pitch, by default read from the utterance's clearly periodic frames.
+
+    On a short utterance from Piper's joe those frames can all sit an octave up (4 of 240
+    renderings here, one sentence): then only a pitch known from more speech sets it right.
+    """
+    if typical_hz:
+        typical = np.log2(typical_hz)
+    else:
+        clear = voiced & (periodicity < YIN_THRESHOLD)
+        typical = np.median(np.log2(f0[clear if clear.any() else voiced]))
     octaves = np.round(np.log2(f0) - typical)
     return f0 / 2.0**octaves
 
@@ -103,12 +112,12 @@ def _fold_octaves(f0: np.ndarray, periodicity: np.ndarray, voiced: np.ndarray) -
 class Analysis:
     """WORLD parameters of one recording: F0, spectral envelope and aperiodicity per 5 ms."""
 
-    def __init__(self, audio: PcmAudio) -> None:
+    def __init__(self, audio: PcmAudio, typical_hz: float | None = None) -> None:
         signal = audio.samples.astype(np.float64)
         self.sample_rate = audio.sample_rate
-        frames = len(signal) // int(audio.sample_rate * FRAME_MS / 1000) + 1
+        frames = _frames(audio)
         times = np.arange(frames) * FRAME_MS / 1000
-        f0 = estimate_f0(signal, audio.sample_rate, frames)
+        f0 = estimate_f0(signal, audio.sample_rate, frames, typical_hz)
         self.f0 = pyworld.stonemask(signal, f0, times, audio.sample_rate)
         self.envelope = pyworld.cheaptrick(signal, self.f0, times, audio.sample_rate)
         self.aperiodicity = pyworld.d4c(signal, self.f0, times, audio.sample_rate)
@@ -121,6 +130,17 @@ class Analysis:
     def speech_frames(self, voiced: bool = True) -> np.ndarray:
         """Voiced (or unvoiced) speech frames: what the voice is judged on."""
         return self.active_frames() & ((self.f0 > 0) == voiced)
+
+
+def _frames(audio: PcmAudio) -> int:
+    return len(audio.samples) // int(audio.sample_rate * FRAME_MS / 1000) + 1
+
+
+def analyse_speaker(recordings: list[PcmAudio]) -> list[Analysis]:
+    """Each recording analysed in the octave of the speaker's pitch over all of them."""
+    pitch = np.concatenate([estimate_f0(a.samples, a.sample_rate, _frames(a)) for a in recordings])
+    typical_hz = float(np.median(pitch[pitch > 0])) if (pitch > 0).any() else None
+    return [Analysis(audio, typical_hz) for audio in recordings]
 
 
 def warp_frequencies(envelope: np.ndarray, factor: float) -> np.ndarray:
@@ -171,7 +191,7 @@ def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
     if len(user_clips) != len(user_transcripts):
         raise ValueError("one transcript per clip")
     rate = stock_rendering[0].sample_rate if stock_rendering else user_clips[0].sample_rate
-    user = [Analysis(resample_to(clip, rate)) for clip in user_clips]
+    user = analyse_speaker([resample_to(clip, rate) for clip in user_clips])
     user_pitch = _log_pitch(user)
     stats: dict = {
         "version": VERSION,
@@ -183,7 +203,7 @@ def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
     if stock_rendering is None:
         stats["target_spectrum"] = _coded(_mean_log_spectrum(user), rate, stats["compared_hz"])
         return stats
-    stock = [Analysis(resample_to(audio, rate)) for audio in stock_rendering]
+    stock = analyse_speaker([resample_to(audio, rate) for audio in stock_rendering])
     stock_pitch = _log_pitch(stock)
     stats["pitch"]["source"] = [float(stock_pitch.mean()), float(stock_pitch.std())]
     spectra = [(_mean_log_spectrum(user, voiced), _mean_log_spectrum(stock, voiced)) for voiced in (True, False)]
@@ -245,7 +265,10 @@ def convert(audio: PcmAudio, stats: dict, pitch: float = 1.0) -> PcmAudio:
     """`audio` (the stock voice) restyled toward the user; `pitch` scales F0 on top, for emotion."""
     if audio.duration_s < FRAME_MS / 1000 * 4:  # too short to analyse: nothing was said
         return audio
-    return _convert(Analysis(resample_to(audio, stats["sample_rate"])), stats, pitch, audio)
+    # The stock voice's pitch, measured over all the clips' renderings, sets the octave.
+    source = stats["pitch"].get("source")
+    typical_hz = float(np.exp(source[0])) if source else None
+    return _convert(Analysis(resample_to(audio, stats["sample_rate"]), typical_hz), stats, pitch, audio)
 
 
 def _convert(analysis: Analysis, stats: dict, pitch: float, original: PcmAudio) -> PcmAudio:
