@@ -87,7 +87,6 @@ def reply_voices() -> list[str]:
     return piper + [f"kokoro:{name}" for name in kokoro_tts.voice_names()]
 
 
-
 @cache
 def load_voice(name: str) -> StockVoice:
     """A stock voice by name, loaded once per process."""

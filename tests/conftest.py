@@ -24,8 +24,9 @@ os.environ["TQDM_DISABLE"] = "1"
 os.environ.setdefault("HEARTLINE_MODEL_CACHE_DIR", str(ROOT / ".cache" / "models"))
 # Replies are cut to a few speakable sentences anyway; shorter generation keeps the suite quick.
 os.environ.setdefault("HEARTLINE_REPLY_MAX_NEW_TOKENS", "48")
-# Piper samples its delivery from onnxruntime's generator, seeded as each voice loads: fixed, a
-# test on a voice's pitch or words hears the same audio on every run of the suite.
+# Piper samples its delivery from onnxruntime's generator, seeded as each voice loads. Fixed, a
+# test file run alone hears the same audio every time; in the whole suite a voice's draws still
+# depend on what it spoke before, so tests on pitch or words keep margins that hold over draws.
 onnxruntime.set_seed(0)
 _SESSION_DATA = Path(tempfile.mkdtemp(prefix="heartline-test-"))
 os.environ["HEARTLINE_DATA_DIR"] = str(_SESSION_DATA)
