@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import asyncio
 import base64
+import copy
 import hashlib
 import hmac
 import json
@@ -68,7 +69,13 @@ class Call:
     status: int = 0
     response: Any = None
     unknown: bool = False  # a route Discord does not have (answered 404)
-    message: dict | None = field(default=None, repr=False)  # the message this call created or edited
+    # The message this call created or edited, as the call left it: a later edit (a deferred
+    # response filled in) must not rewrite what an earlier call is recorded to have made.
+    message: dict | None = field(default=None, repr=False)
+
+    def record(self, message: dict) -> dict:
+        self.message = copy.deepcopy(message)
+        return message
 
     @property
     def flags(self) -> int:
@@ -716,10 +723,10 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request) -> dict:
         call = request[CALL]
-        call.message = self._bot_message(self._channel(request.match_info["channel_id"]), call.json or {},
-                                         call.files)
-        await self._dispatch("MESSAGE_CREATE", call.message)
-        return call.message
+        message = call.record(self._bot_message(self._channel(request.match_info["channel_id"]), call.json or {},
+                                                call.files))
+        await self._dispatch("MESSAGE_CREATE", message)
+        return message
 
     async def _channel_message(self, request: web.Request) -> dict:
         message = self.messages.get(request.match_info["message_id"])
@@ -745,7 +752,7 @@ class FakeDiscord:
                                                    call.files, keep=message["attachments"])
         message["flags"] &= ~LOADING  # editing a deferred response replaces "is thinking..."
         message["edited_timestamp"] = datetime.now(timezone.utc).isoformat()
-        call.message = message
+        call.record(message)
         await self._dispatch("MESSAGE_UPDATE", message)
         return message
 
@@ -786,7 +793,7 @@ class FakeDiscord:
             message = self._message(channel, self.bot_user, "", flags=flags, **extra)
         interaction.update(responded=True, original=message)
         if message:
-            call.message = message
+            call.record(message)
             await self._dispatch("MESSAGE_CREATE", message)
         if request.query.get("with_response") not in ("1", "true", "True"):
             return None
@@ -806,10 +813,10 @@ class FakeDiscord:
 
     async def _followup(self, request: web.Request) -> dict | None:
         call, interaction = request[CALL], self._interaction_for(request)
-        call.message = self._bot_message(interaction["channel"], call.json or {}, call.files,
-                                         **self._interaction_extra(interaction))
-        await self._dispatch("MESSAGE_CREATE", call.message)
-        return call.message if request.query.get("wait") in ("1", "true", "True") else None
+        message = call.record(self._bot_message(interaction["channel"], call.json or {}, call.files,
+                                                **self._interaction_extra(interaction)))
+        await self._dispatch("MESSAGE_CREATE", message)
+        return message if request.query.get("wait") in ("1", "true", "True") else None
 
     async def _webhook_message(self, request: web.Request) -> dict:
         interaction, message_id = self._interaction_for(request), request.match_info.get("message_id")
