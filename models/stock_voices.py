@@ -9,6 +9,7 @@ libespeak-ng.so and its data. eSpeak NG is driven through ctypes: no system pack
 from __future__ import annotations
 
 import ctypes
+import hashlib
 import importlib
 import importlib.metadata
 import os
@@ -163,16 +164,17 @@ class EspeakVoice:
         return PcmAudio(np.clip(samples * min(style.energy, 1.0), -1.0, 1.0), self.sample_rate)
 
 
-def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[str]) -> list[Candidate]:
+def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[str],
+                   cache_dir: Path | None = None) -> list[Candidate]:
     """The stock voices closest to `target`, best first, each judged speaking the user's own words.
 
     Speaking the same texts as the user's clips keeps the words from biasing the comparison. That
-    costs ~8 s per voice, so among many voices a shortlist is drawn first from one reference
-    sentence per voice, rendered once per process.
+    costs ~14 s per Kokoro voice, so among many voices a shortlist is drawn first from one
+    reference sentence per voice (see `reference_embeddings`).
     """
     if len(names) > SHORTLIST:
-        names = sorted(names, key=lambda name: -float(np.dot(_reference_embedding(name, encoder), target)))
-        names = names[:SHORTLIST]
+        references = reference_embeddings(names, encoder, cache_dir)
+        names = sorted(names, key=lambda name: -float(np.dot(references[name], target)))[:SHORTLIST]
     ranked = []
     for name in names:
         voice = load_voice(name)
@@ -182,15 +184,41 @@ def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[st
     return sorted(ranked, key=lambda candidate: -candidate.similarity)
 
 
+def reference_embeddings(names: list[str], encoder, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+    """Each voice's embedding speaking REFERENCE_SENTENCE.
+
+    Measured on 2 cores: ~3.7 s per Kokoro voice, 108 s for all 29 reply voices, which was over
+    half of a registration. Kept per process and, with `cache_dir`, in a file there, so only the
+    first registration on an install pays. The file's name says which encoder and sentence made
+    it; delete it after replacing a voice's model under the same name.
+    """
+    tag = hashlib.sha256(f"{encoder.name}\n{REFERENCE_SENTENCE}".encode()).hexdigest()[:12]
+    path = cache_dir / f"stock-voice-references-{tag}.npz" if cache_dir else None
+    known = {}
+    if path and path.exists():
+        with np.load(path) as stored:
+            known = {name: stored[name] for name in stored.files}
+    missing = [name for name in names if name not in known]
+    known.update({name: _reference_embedding(name, encoder) for name in missing})
+    if path and missing:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        partial = path.with_name(path.stem + ".partial.npz")
+        np.savez(partial, **known)
+        partial.replace(path)
+    return {name: known[name] for name in names}
+
+
 @cache  # per process: one encoder, and the installed voices do not change
 def _reference_embedding(name: str, encoder) -> np.ndarray:
     return encoder.embed(load_voice(name).synthesize(REFERENCE_SENTENCE, VoiceStyle()))
 
 
-def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str]) -> dict:
+def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str],
+                   cache_dir: Path | None = None) -> dict:
     """Conversion statistics toward the user, from the candidate stock voice nearest to them.
 
     The stock voice's name is stored with the statistics: replies must be spoken by it.
+    `cache_dir` keeps the stock voices' reference embeddings between processes.
     """
     from models import voice_conversion
 
@@ -198,7 +226,7 @@ def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candi
         name = candidates[0]
         rendering = [load_voice(name).synthesize(text, VoiceStyle()) for text in transcripts]
     else:  # the nearest voice has already spoken the transcripts to be ranked
-        best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates)[0]
+        best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates, cache_dir)[0]
         name, rendering = best.name, best.rendering
     stats = voice_conversion.fit(clips, transcripts, rendering, encoder)
     stats["stock_voice"] = name

@@ -153,6 +153,21 @@ def test_nearest_stock_voice_is_the_one_that_sounds_alike(encoder, clips):
     assert ranked[0].similarity > ranked[-1].similarity + 0.2
 
 
+def test_reference_embeddings_are_kept_for_the_next_process(encoder, tmp_path, monkeypatch):
+    names = ["kokoro:af_heart", "piper:joe-us"]
+    first = stock_voices.reference_embeddings(names, encoder, tmp_path)
+    [kept] = tmp_path.glob("stock-voice-references-*.npz")
+
+    def render(name, encoder):
+        raise AssertionError(f"{name} was rendered again")
+
+    monkeypatch.setattr(stock_voices, "_reference_embedding", render)  # as in a fresh process
+    again = stock_voices.reference_embeddings(names, encoder, tmp_path)
+    assert all(np.array_equal(first[name], again[name]) for name in names)
+    with pytest.raises(AssertionError, match="bf_emma was rendered"):
+        stock_voices.reference_embeddings([*names, "kokoro:bf_emma"], encoder, tmp_path)
+
+
 def test_fit_needs_a_transcript_per_clip(clips):
     with pytest.raises(ValueError):
         voice_conversion.fit(clips, CLIP_TEXTS[:1], None)

@@ -76,7 +76,7 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
         check_one_speaker(embeddings)
     except InputError as error:
         return {"error": {"kind": "input", "message": str(error)}}
-    conversion = fit_user_voice(audio, transcripts, encoder, reply_voices())
+    conversion = fit_user_voice(audio, transcripts, encoder, reply_voices(), cache_dir=settings.models_dir)
     engine = pipeline.stages.synthesizer.engine_for(VoiceProfile(user_key, (), conversion=conversion))
     voice = sum(embeddings) / len(embeddings)
     storage = wiring.open_storage(settings)
