@@ -93,7 +93,7 @@ def estimate_f0(samples: np.ndarray, sample_rate: int, frames: int, typical_hz: 
 
 
 def _fold_octaves(f0: np.ndarray, periodicity: np.ndarray, voiced: np.ndarray,
-                 typical_hz: float | None = None) -> np.ndarray:
+                  typical_hz: float | None = None) -> np.ndarray:
     """Weakly periodic frames often lock onto a harmonic or subharmonic: bring each to the octave
     nearest the typical pitch, by default read from the utterance's clearly periodic frames.
 
