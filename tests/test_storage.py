@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import multiprocessing
 from pathlib import Path
 
 import pytest
@@ -29,6 +30,35 @@ def engine(request, tmp_path):
         with engine.begin() as connection:
             connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
     engine.dispose()
+
+
+def _migrate_when_all_are_ready(url: str, ready) -> str:
+    engine = make_engine(url)
+    ready.wait()
+    try:
+        migrate(engine)
+        return "migrated"
+    except Exception as error:  # reported to the test, which names it
+        return f"{type(error).__name__}: {error}"[:200]
+    finally:
+        engine.dispose()
+
+
+@pytest.mark.parametrize("backend", ["sqlite", "postgres"])
+def test_processes_starting_together_on_a_new_database_all_migrate(backend, tmp_path, request):
+    url = f"sqlite:///{tmp_path / 'h.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
+    with multiprocessing.Manager() as manager, multiprocessing.Pool(3) as pool:
+        ready = manager.Barrier(3)
+        assert pool.starmap(_migrate_when_all_are_ready, [(url, ready)] * 3) == ["migrated"] * 3
+    engine = make_engine(url)
+    try:
+        assert {"users", "messages", "alembic_version"} <= set(inspect(engine).get_table_names())
+    finally:
+        if backend == "postgres":
+            Base.metadata.drop_all(engine)
+            with engine.begin() as connection:
+                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        engine.dispose()
 
 
 def result(text="hi", response="hello", action="pass", flags=()):
