@@ -26,10 +26,15 @@ def engine(request, tmp_path):
     migrate(engine)
     yield engine
     if request.param == "postgres":
-        Base.metadata.drop_all(engine)
-        with engine.begin() as connection:
-            connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+        _drop_schema(engine)
     engine.dispose()
+
+
+def _drop_schema(engine) -> None:
+    """The session's PostgreSQL database is shared by the tests: leave it as it was found."""
+    Base.metadata.drop_all(engine)
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
 
 
 def _migrate_when_all_are_ready(url: str, ready) -> str:
@@ -55,9 +60,7 @@ def test_processes_starting_together_on_a_new_database_all_migrate(backend, tmp_
         assert {"users", "messages", "alembic_version"} <= set(inspect(engine).get_table_names())
     finally:
         if backend == "postgres":
-            Base.metadata.drop_all(engine)
-            with engine.begin() as connection:
-                connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+            _drop_schema(engine)
         engine.dispose()
 
 
