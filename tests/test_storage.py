@@ -52,7 +52,10 @@ def _migrate_when_all_are_ready(url: str, ready) -> str:
 @pytest.mark.parametrize("backend", ["sqlite", "postgres"])
 def test_processes_starting_together_on_a_new_database_all_migrate(backend, tmp_path, request):
     url = f"sqlite:///{tmp_path / 'h.db'}" if backend == "sqlite" else request.getfixturevalue("postgres_url")
-    with multiprocessing.Manager() as manager, multiprocessing.Pool(3) as pool:
+    # Spawned, as a bot and a worker are: forking this process, which holds model threads from
+    # earlier tests, can deadlock the children.
+    spawn = multiprocessing.get_context("spawn")
+    with spawn.Manager() as manager, spawn.Pool(3) as pool:
         ready = manager.Barrier(3)
         assert pool.starmap(_migrate_when_all_are_ready, [(url, ready)] * 3) == ["migrated"] * 3
     engine = make_engine(url)
