@@ -50,14 +50,23 @@ class TrainedEmotionReader:
     """
 
     DATA = "data/text_emotions/train.jsonl"
+    # The reply corpus's training messages, each with the feeling its reply answers: chat the
+    # way people write to a companion (questions, lowercase, grief told plainly). Without them
+    # the head read 60 % of the corpus's dev messages right; with them at a quarter of a
+    # sentence's weight, 80 %, for 2 points of 5-fold accuracy on the sentences above (0.77 to
+    # 0.75; at full weight 0.71).
+    REPLY_DATA = "data/replies/train.jsonl"
+    REPLY_WEIGHT = 0.25
     SECOND_LABEL_WEIGHT = 0.5  # a message's second label counts half as much as its first
     CHAR_WEIGHT, WORD_WEIGHT, C = 1.0, 0.5, 10.0
 
     def __init__(self, encoder: SentenceEncoder, cache_dir: Path, top_k: int = 3) -> None:
         import joblib
 
-        data = resources.files("models").joinpath(self.DATA).read_bytes()
-        key = hashlib.sha256(data + encoder.name.encode()).hexdigest()[:16]
+        files = resources.files("models")
+        data = b"\n".join(files.joinpath(name).read_bytes() for name in (self.DATA, self.REPLY_DATA))
+        knobs = f"{encoder.name}{self.REPLY_WEIGHT}{self.SECOND_LABEL_WEIGHT}{self.CHAR_WEIGHT}{self.WORD_WEIGHT}{self.C}"
+        key = hashlib.sha256(data + knobs.encode()).hexdigest()[:16]
         cached = cache_dir / f"text-emotion-head-{key}.joblib"
         self.encoder = encoder
         if cached.is_file():
@@ -81,10 +90,12 @@ class TrainedEmotionReader:
         rows = [json.loads(line) for line in data.decode().splitlines() if line.strip()]
         texts, targets, weights = [], [], []
         for row in rows:
+            if "message" in row:  # a reply-corpus row
+                row = {"text": row["message"], "labels": [row["feeling"]], "weight": self.REPLY_WEIGHT}
             for rank, label in enumerate(row["labels"][:2]):
                 texts.append(row["text"])
                 targets.append(label)
-                weights.append(1.0 if rank == 0 else self.SECOND_LABEL_WEIGHT)
+                weights.append(row.get("weight", 1.0) * (1.0 if rank == 0 else self.SECOND_LABEL_WEIGHT))
         self.chars = TfidfVectorizer(analyzer="char_wb", ngram_range=(1, 4), min_df=2,
                                      sublinear_tf=True).fit(texts)
         self.words = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True).fit(texts)
