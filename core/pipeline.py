@@ -10,20 +10,22 @@ import base64
 import logging
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
 from time import perf_counter
 
 from core import moderation
-from core.emotions import Reading, fuse
+from core.emotions import Reading, fuse, shared_distribution
 from core.errors import InputError
 from core.mood import next_mood, trend_guidance
 from core.personas import CUSTOM, PERSONAS, voice_style
-from core.prompts import NO_WORDS_REPLY, build_messages, clean_reply
+from core.prompts import NO_WORDS_REPLY, clean_reply, reply_request
+from core.reply_checks import ReplyJudge, insult, recalled_memory, register
 from core.speakable import speakable
 from core.stages import (
     AudioCodec,
     FaceEmotionReader,
+    LanguageIdentifier,
     MemoryStore,
     ReplyGenerator,
     SpeechSynthesizer,
@@ -66,6 +68,8 @@ class Stages:
     synthesizer: SpeechSynthesizer | None
     store: TurnStore
     voices: VoiceProfiles | None = None
+    languages: LanguageIdentifier | None = None
+    judge: ReplyJudge = field(default_factory=ReplyJudge)
 
 
 @dataclass(frozen=True)
@@ -78,6 +82,7 @@ class PipelineSettings:
     toxicity_threshold: float = 0.5
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
+    reply_candidates: int = 3
     expressiveness: float = 1.0
 
 
@@ -124,6 +129,8 @@ class Pipeline:
 
         audio, transcript, language = self._hear(turn, clock)
         heard = " ".join(part for part in (text, transcript) if part)
+        if language is None and heard and s.languages is not None:
+            language = s.languages.identify(heard)
 
         text_emotions = self._read_text(heard, clock)
         image_emotion = self._read_face(turn, clock)
@@ -155,13 +162,18 @@ class Pipeline:
         else:
             with clock.stage("recall_memory"):
                 history = s.memory.recall(turn.user_key, heard)
-            request = ReplyRequest(
-                build_messages(persona, fused, history, heard, cfg.reply_max_sentences, language,
-                               custom_persona=user.custom_persona, mood=mood,
-                               trend=trend_guidance([*user.recent_emotions, fused.primary_emotion])),
-                persona, fused, turn.user_key,
-            )
-            response, safety, models["reply"] = self._answer(request, clock)
+            # The reply answers the register (a hard feeling when in doubt); the result still
+            # reports what was read.
+            feeling = register(fused.primary_emotion, fused.confidence, heard,
+                               shared_distribution(text_emotions))
+            request = reply_request(
+                persona, replace(fused, primary_emotion=feeling), history, heard, turn.user_key, cfg.reply_max_sentences, language,
+                custom_persona=user.custom_persona, mood=mood,
+                trend=trend_guidance([*user.recent_emotions, fused.primary_emotion]))
+            if recalled := recalled_memory(request.context, s.judge.similarity):
+                request = replace(request, context=replace(request.context, recalled=recalled))
+            with clock.stage("generate_reply"):
+                response, safety, models["reply"] = self._answer(request)
         if safety is None:
             safety = Safety(True, {}, "pass")
         safety.input_scores = _rounded(input_scores)
@@ -269,28 +281,48 @@ class Pipeline:
             scores[name] = max(scores.get(name, 0.0), value)
         return scores
 
-    def _answer(self, request: ReplyRequest, clock: _Stopwatch) -> tuple[str, Safety, str]:
-        """Generate, check, regenerate once if harmful, then fall back to the rule-based reply."""
+    def _answer(self, request: ReplyRequest) -> tuple[str, Safety, str]:
+        """Generate up to `reply_candidates` replies and send the first that is safe and passes
+        the judge; when none does, the rule-based reply, unless it misses more than the best
+        safe candidate did."""
         cfg, s = self.settings, self.stages
-        for attempt, action in enumerate(("pass", "regenerated")):
-            with clock.stage("generate_reply" if attempt == 0 else "regenerate_reply"):
-                try:
-                    reply = clean_reply(s.replier.generate(request), cfg.reply_max_sentences,
-                                        cfg.reply_max_chars)
-                except Exception:
-                    log.exception("reply generator %s failed; using the fallback", s.replier.name)
-                    break
-            if not reply:
+        feeling = request.emotion.primary_emotion
+        best: tuple[str, dict, int, int] | None = None  # safe, no problem, but missing something
+        for attempt in range(cfg.reply_candidates):
+            try:
+                reply = clean_reply(s.replier.generate(request), cfg.reply_max_sentences,
+                                    cfg.reply_max_chars, feeling)
+            except Exception:
+                log.exception("reply generator %s failed; using the fallback", s.replier.name)
+                break
+            scores = self.toxicity_scores(reply) if reply else {}
+            if reply and moderation.judge(scores, cfg.toxicity_threshold).harmful:
+                log.info("generated reply failed the safety check (attempt %d)", attempt + 1)
                 continue
-            with clock.stage("safety_check"):
-                scores = self.toxicity_scores(reply)
-            if not moderation.judge(scores, cfg.toxicity_threshold).harmful:
-                return reply, Safety(True, _rounded(scores), action), s.replier.name
-            log.info("generated reply failed the safety check (attempt %d)", attempt + 1)
-        with clock.stage("fallback_reply"):
-            reply = s.fallback.generate(request)
-            scores = self.toxicity_scores(reply)
+            verdict = s.judge.judge(reply, feeling, request.context)
+            if verdict.passed:
+                return reply, Safety(True, _rounded(scores), "regenerated" if attempt else "pass"), \
+                    s.replier.name
+            log.info("generated reply %d set aside: %s", attempt + 1,
+                     ", ".join(verdict.problems + verdict.misses))
+            if not verdict.problems and (best is None or len(verdict.misses) < best[2]):
+                best = (reply, scores, len(verdict.misses), attempt)
+        reply, scores = self._rule_reply(request)
+        rules = s.judge.judge(reply, feeling, request.context)
+        if best is not None and (rules.problems or len(rules.misses) > best[2]):
+            action = "regenerated" if best[3] else "pass"
+            return best[0], Safety(True, _rounded(best[1]), action), s.replier.name
         return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
+
+    def _rule_reply(self, request: ReplyRequest) -> tuple[str, dict[str, float]]:
+        reply = self.stages.fallback.generate(request)
+        scores = self.toxicity_scores(reply)
+        if moderation.judge(scores, self.settings.toxicity_threshold).harmful or insult(reply):
+            # It reflected the user's harsh words back: say something of its own instead.
+            reply = self.stages.fallback.generate(
+                replace(request, context=replace(request.context, user_text="")))
+            scores = self.toxicity_scores(reply)
+        return reply, scores
 
     def _speak(self, turn: Turn, text: str, language: str | None, style: VoiceStyle,
                clock: _Stopwatch, models: dict[str, str]) -> ReplyAudio | None:

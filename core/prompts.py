@@ -5,14 +5,16 @@ from __future__ import annotations
 import re
 
 from core.mood import BotMood, mood_guidance
+from core.reply_checks import NEGATIVE
 from core.personas import emotion_guidance, persona_prompt
 from core.speakable import without_links_and_emoji
-from core.turn import ChatMessage, FusedEmotion, Memory
+from core.turn import ChatMessage, FusedEmotion, Memory, ReplyContext, ReplyRequest
 
 MAX_USER_CHARS = 2000
-# The prompt's budget for what is recalled: small models lose the thread in long prompts.
-MEMORY_CHARS = 600
-TURN_CHARS = 300
+# The prompt's budget for what is recalled: small models lose the thread in long prompts, and on
+# two CPU cores every prompt token costs the local model ~3 ms before it says a word.
+MEMORY_CHARS = 500
+TURN_CHARS = 240
 
 NO_WORDS_REPLY = (
     "I couldn't hear any words in that voice note. Could you try again, a little closer to the mic?"
@@ -55,13 +57,38 @@ def build_messages(
     return messages
 
 
+def reply_request(
+    persona: str,
+    fused: FusedEmotion,
+    history: list[Memory],
+    user_text: str,
+    user_key: str,
+    max_sentences: int,
+    language: str | None = None,
+    *,
+    custom_persona: str | None = None,
+    mood: BotMood | None = None,
+    trend: str = "",
+) -> ReplyRequest:
+    """The prompt, and what the reply will be judged against: built from the same inputs so the
+    two never disagree (the reply trainer builds its prompts here too)."""
+    messages = build_messages(persona, fused, history, user_text, max_sentences, language,
+                              custom_persona=custom_persona, mood=mood, trend=trend)
+    context = ReplyContext(
+        user_text=user_text[:MAX_USER_CHARS],
+        language=language,
+        memories=tuple(m.text for m in history if m.role in ("memory", "user")),
+        recent_replies=tuple(m.text for m in history if m.role == "assistant"),
+    )
+    return ReplyRequest(messages, persona, fused, user_key, context)
+
+
 def _within(budget: int, texts: list[str]) -> list[str]:
     kept, used = [], 0
     for text in texts:
-        if used + len(text) > budget:
-            break
-        kept.append(text)
-        used += len(text)
+        if used + len(text) <= budget:
+            kept.append(text)
+            used += len(text)
     return kept
 
 
@@ -70,18 +97,26 @@ _LINK = re.compile(r"\[([^\]]*)\]\([^)]*\)")
 _SENTENCE_END = re.compile(r"(?<=[.!?])\s+")
 
 
-def clean_reply(text: str, max_sentences: int, max_chars: int) -> str:
-    """Make a generated reply fit to be read aloud: no markdown, links or emoji, short, whole sentences."""
+def clean_reply(text: str, max_sentences: int, max_chars: int, feeling: str = "neutral") -> str:
+    """Make a generated reply fit to be read aloud: no markdown, links or emoji, short, whole
+    sentences, one question at most, and no exclamations for someone sad, scared or angry."""
     text = without_links_and_emoji(_LINK.sub(r"\1", text))
     text = _MARKDOWN.sub("", text)
     text = " ".join(text.split())
+    if feeling in NEGATIVE:
+        text = text.replace("!", ".")
     sentences = [s for s in _SENTENCE_END.split(text) if s]
     if len(sentences) > 1 and not sentences[-1].endswith((".", "!", "?")):
         sentences.pop()  # cut off by the token limit
     kept: list[str] = []
-    for sentence in sentences[:max_sentences]:
-        if kept and len(" ".join([*kept, sentence])) > max_chars:
+    asked = False
+    for sentence in sentences:
+        if len(kept) == max_sentences or (kept and len(" ".join([*kept, sentence])) > max_chars):
             break
+        if sentence.endswith("?"):
+            if asked:
+                continue
+            asked = True
         kept.append(sentence)
     reply = " ".join(kept)
     if len(reply) > max_chars:

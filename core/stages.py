@@ -5,6 +5,7 @@ Every backend has a `name` that goes into the result's `metadata.models`.
 
 from __future__ import annotations
 
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -52,6 +53,20 @@ class TextEmotionReader(Protocol):
 
     def read(self, text: str) -> list[EmotionScore]:
         """Top fine labels, most confident first."""
+
+
+class LanguageIdentifier(Protocol):
+    name: str
+
+    def identify(self, text: str) -> str | None:
+        """The language of `text` as an ISO 639-1 code, or None when it cannot tell."""
+
+
+class SentenceEncoder(Protocol):
+    name: str
+
+    def encode(self, texts: list[str]) -> Sequence[Sequence[float]]:
+        """Unit-length embeddings, one row per text."""
 
 
 class FaceEmotionReader(Protocol):

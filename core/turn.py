@@ -79,6 +79,18 @@ class ChatMessage:
 
 
 @dataclass(frozen=True)
+class ReplyContext:
+    """What a reply is judged against, and what a rule-based reply may reflect back."""
+
+    user_text: str = ""
+    language: str | None = None  # of the user's words, when known
+    memories: tuple[str, ...] = ()  # what the user told Heartline before, most relevant first
+    recent_replies: tuple[str, ...] = ()  # what Heartline said to them lately, oldest first
+    # The earlier statement the message asks about or leans on, once the pipeline has found it.
+    recalled: str | None = None
+
+
+@dataclass(frozen=True)
 class ReplyRequest:
     """Everything a reply generator may use: the prompt, and what it was built from."""
 
@@ -86,6 +98,7 @@ class ReplyRequest:
     persona: str
     emotion: FusedEmotion
     user_key: str
+    context: ReplyContext = ReplyContext()
 
 
 @dataclass(frozen=True)

@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 # What is worth remembering: a statement with some substance, not "ok" or "thanks".
 MIN_WORDS = 4
 MAX_CHARS = 500
+RECALLED = 3  # older statements most like the message, beside the recent turns
 
 
 def open_chroma(path: str | None = None, url: str | None = None):
@@ -65,7 +66,7 @@ def embedding_function(encode: Callable[[list[str]], object], model_name: str):
 
 
 class ChromaMemory:
-    def __init__(self, client, encoder, history: SqlHistory, top_k: int = 3) -> None:
+    def __init__(self, client, encoder, history: SqlHistory, top_k: int = RECALLED) -> None:
         self.client = client
         self.embed = encoder
         self.history = history

@@ -17,6 +17,9 @@ from storage.tables import Message, ModerationEvent, User
 log = logging.getLogger(__name__)
 
 RECENT_EMOTIONS = 6  # how many of the user's last messages make their trend
+# How many of the user's last exchanges go into the prompt word for word; older ones come back
+# through semantic memory. Each costs the local model ~0.2 s of reading on two CPU cores.
+HISTORY_TURNS = 3
 
 
 def split_user_key(user_key: str) -> tuple[str, str]:
@@ -109,7 +112,7 @@ class SqlHistory:
 
     name = "sql-recent-turns"
 
-    def __init__(self, sessions: sessionmaker[Session], turns: int = 4) -> None:
+    def __init__(self, sessions: sessionmaker[Session], turns: int = HISTORY_TURNS) -> None:
         self.sessions = sessions
         self.turns = turns
 

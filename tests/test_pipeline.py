@@ -12,6 +12,7 @@ from core.pipeline import Pipeline, Stages
 from core.prompts import NO_WORDS_REPLY
 from core.stages import UserState
 from core.turn import EmotionScore, PcmAudio, Transcript, Turn
+from models.rule_replies import RuleBasedReplies
 
 
 class Codec:
@@ -44,7 +45,8 @@ class TextReader:
     name = "text"
 
     def read(self, text):
-        return [EmotionScore("joy", 0.9)]
+        feeling = "anger" if "idiot" in text else "sadness" if ("to sleep" in text or "died" in text) else "joy"
+        return [EmotionScore(feeling, 0.9)]
 
 
 class Replier:
@@ -176,8 +178,28 @@ def test_silence_gets_a_sensible_reply_not_a_model_guess():
 
 
 def test_unsafe_reply_is_regenerated_once():
-    result = make(replier=Replier("You idiot.", "That sounds hard.")).run(Turn(user_id="u1", text="hi"))
-    assert (result.response, result.safety.action) == ("That sounds hard.", "regenerated")
+    result = make(replier=Replier("You idiot.", "Great to hear from you.")).run(Turn(user_id="u1", text="hi"))
+    assert (result.response, result.safety.action) == ("Great to hear from you.", "regenerated")
+
+
+GRIEF = "We had to put our old dog to sleep today."
+
+
+def test_cheerful_words_for_grief_are_never_sent():
+    replier = Replier("Awwww, what a sweet story!", "I'm so sorry about your old dog. That really hurts.")
+    result = make(replier=replier).run(Turn(user_id="u1", text=GRIEF))
+    assert result.response == "I'm so sorry about your old dog. That really hurts."
+    assert result.safety.action == "regenerated" and len(replier.requests) == 2
+
+
+def test_when_no_reply_passes_the_rule_reply_reflects_the_users_words():
+    replier = Replier("How lovely!", "Great!", "Yay, fun!", "never asked")
+    pipeline = make(replier=replier)
+    pipeline.stages.fallback = RuleBasedReplies(seed=0)
+    result = pipeline.run(Turn(user_id="u1", text=GRIEF))
+    assert len(replier.requests) == 3  # reply_candidates, then the rules
+    assert "you had to put your old dog to sleep today" in result.response.lower()
+    assert (result.safety.action, result.metadata.models["reply"]) == ("fallback", "rule-based")
 
 
 def test_twice_unsafe_or_failing_generator_falls_back():
@@ -188,10 +210,10 @@ def test_twice_unsafe_or_failing_generator_falls_back():
 
 
 def test_toxic_input_is_flagged_but_still_answered():
-    result = make().run(Turn(user_id="u1", text="you idiot"))
+    result = make(replier=Replier("I can hear how upset you are.")).run(Turn(user_id="u1", text="you idiot"))
     assert result.safety.action == "flagged_input"
     assert result.safety.input_flags == ["profanity"]
-    assert result.response == "How lovely!"
+    assert result.response == "I can hear how upset you are."
 
 
 def test_crisis_language_gets_the_care_message_and_a_flag():
@@ -232,8 +254,8 @@ def test_the_voice_reads_a_speakable_version_of_the_reply():
             return super().synthesize(text, style, voice)
 
     recorder = Recorder()
-    make(replier=Replier("See you at 3:30 😊"), synthesizer=recorder).run(Turn(user_id="u1", text="hi"))
-    assert recorder.heard == "See you at three thirty"
+    make(replier=Replier("Great, see you at 3:30 😊"), synthesizer=recorder).run(Turn(user_id="u1", text="hi"))
+    assert recorder.heard == "Great, see you at three thirty"
 
 
 def test_phrase_rules_never_lower_a_model_score():
@@ -258,7 +280,7 @@ def test_the_bots_mood_follows_the_user_across_turns_and_shapes_the_prompt():
 
 
 def test_an_insult_cools_the_mood_but_is_still_answered_kindly():
-    pipeline = make(replier=Replier("Okay.", "I'm sorry you're upset."))
+    pipeline = make(replier=Replier("Great to hear from you.", "I'm sorry you're upset."))
     calm = pipeline.run(Turn(user_id="u1", text="hi")).metadata.bot_mood
     insulted = pipeline.run(Turn(user_id="u1", text="you idiot"))
     assert insulted.metadata.bot_mood["warmth"] < calm["warmth"]
