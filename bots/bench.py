@@ -9,6 +9,7 @@ usual cache.
 from __future__ import annotations
 
 import os
+import resource
 import statistics
 import tempfile
 import time
@@ -45,6 +46,8 @@ def bench(settings: Settings, turns: int, image: bytes | None) -> dict:
             kinds["selfie"] = [Turn(user_id="bench", text=text, image=image) for text in sentences]
         for kind, batch in kinds.items():
             report["turns"][kind] = _timings([pipeline.run(turn) for turn in batch])
+    # What this process, a worker's equivalent, held at its peak (Linux reports kB).
+    report["peak_rss_mb"] = round(resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024)
     return report
 
 
@@ -72,7 +75,7 @@ def _spread(times: list[float]) -> dict:
 
 
 def describe(report: dict) -> str:
-    lines = [f"models loaded in {report['load_seconds']:.1f} s"]
+    lines = [f"models loaded in {report['load_seconds']:.1f} s; peak memory {report['peak_rss_mb']} MB"]
     for kind, figures in report["turns"].items():
         rtf = figures["tts_real_time_factor"]
         lines.append(f"\n{kind} turns ({figures['count']}): median {figures['total']['median']:.2f} s, "

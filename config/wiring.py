@@ -18,10 +18,13 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from config.settings import Settings
 from core.pipeline import Pipeline, PipelineSettings, Stages
+from core.reply_checks import ReplyJudge
 from core.stages import (
     FaceEmotionReader,
+    LanguageIdentifier,
     MemoryStore,
     ReplyGenerator,
+    SentenceEncoder,
     SpeechSynthesizer,
     TextEmotionReader,
     ToxicityChecker,
@@ -154,7 +157,8 @@ def replier(settings: Settings) -> ReplyGenerator:
                             s.reply_api_retries, s.reply_max_new_tokens, s.reply_temperature)
     with _loading:
         return _replier(s.reply_backend, s.reply_model_dir, s.reply_adapter_dir, s.models_dir,
-                        s.device, s.reply_max_new_tokens, s.reply_temperature)
+                        s.device, s.reply_runtime, s.reply_max_new_tokens, s.reply_temperature,
+                        s.reply_seed)
 
 
 @cache
@@ -167,19 +171,54 @@ def _api_replier(base_url: str, key: str, model: str, timeout_s: float, retries:
 
 
 @cache
-def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | None, models_dir: Path,
-             device: str, max_new_tokens: int, temperature: float) -> ReplyGenerator:
+def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | str | None, models_dir: Path,
+             device: str, runtime: str, max_new_tokens: int, temperature: float,
+             seed: int | None) -> ReplyGenerator:
     if backend == "rules":
         return RuleBasedReplies()
     from models import local_llm
 
-    if model_dir is not None:
-        label = model_dir.name
-    else:
-        label = "smollm2-135m-instruct"
-        model_dir = local_llm.convert_gguf(local_llm.packaged_gguf(), models_dir / label)
+    label = model_dir.name if model_dir is not None else local_llm.SMOLLM2_LABEL
+    if adapter_dir is None and model_dir is None:
+        adapter_dir = local_llm.SHIPPED_ADAPTER  # trained for the packaged model only
+    adapter = None if adapter_dir in (None, "none") else Path(adapter_dir)
+    model_dir = model_dir or packaged_reply_model(models_dir)
+    if runtime == "onnx" or (runtime == "auto" and device == "cpu" and not local_llm.is_seq2seq(model_dir)):
+        from models import onnx_llm
+
+        if adapter is not None:
+            label += f"+lora:{adapter.name}"
+        target = models_dir / "reply-onnx" / f"{label.replace(':', '-')}-{onnx_llm.model_digest(model_dir, adapter)}"
+        return onnx_llm.OnnxReplyGenerator(onnx_llm.build(model_dir, adapter, target), label,
+                                           max_new_tokens=max_new_tokens, temperature=temperature,
+                                           seed=seed)
     return local_llm.LocalReplyGenerator(model_dir, label, device=device, max_new_tokens=max_new_tokens,
-                                         temperature=temperature, adapter_dir=adapter_dir)
+                                         temperature=temperature, adapter_dir=adapter)
+
+
+def packaged_reply_model(models_dir: Path) -> Path:
+    """SmolLM2-135M-Instruct from its wheel, as a transformers directory (converted once)."""
+    from models import local_llm
+
+    with _loading:
+        return local_llm.convert_gguf(local_llm.packaged_gguf(), models_dir / local_llm.SMOLLM2_LABEL)
+
+
+def language_identifier(settings: Settings) -> LanguageIdentifier:
+    with _loading:
+        return _language_identifier()
+
+
+@cache
+def _language_identifier() -> LanguageIdentifier:
+    from models.language import FastTextLanguageIdentifier
+
+    return FastTextLanguageIdentifier()
+
+
+def sentence_encoder(settings: Settings) -> SentenceEncoder:
+    with _loading:
+        return _sentence_encoder(settings.text_encoder_dir, settings.device)
 
 
 @cache
@@ -285,6 +324,8 @@ def build_pipeline(settings: Settings) -> Pipeline:
             synthesizer=synthesizer(s),
             store=SqlTurnStore(sessions, storage.blobs),
             voices=VoiceProfileStore(sessions, storage.blobs),
+            languages=language_identifier(s),
+            judge=ReplyJudge(text_emotion_reader(s), sentence_encoder(s), language_identifier(s)),
         )
         log.info("models ready")
     return Pipeline(stages, pipeline_settings(settings))
@@ -298,5 +339,6 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         toxicity_threshold=settings.toxicity_threshold,
         reply_max_sentences=settings.reply_max_sentences,
         reply_max_chars=settings.reply_max_chars,
+        reply_candidates=settings.reply_candidates,
         expressiveness=settings.expressiveness,
     )

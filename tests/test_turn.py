@@ -19,7 +19,7 @@ def test_good_news_reads_as_joy_and_gets_a_spoken_reply(pipeline):
     assert emotions["fused_emotion"]["source"] == "text_only"
     assert emotions["text_emotions"] and all(0 <= e["confidence"] <= 1 for e in emotions["text_emotions"])
     assert result["response"].strip()
-    assert result["metadata"]["models"]["reply"] in ("smollm2-135m-instruct", "rule-based")
+    assert result["metadata"]["models"]["reply"] in ("smollm2-135m-instruct+lora:reply_adapter", "rule-based")
     with av.open(result["reply_audio"]["path"]) as note:
         assert note.streams.audio[0].codec_context.name == "opus"
     assert result["reply_audio"]["duration_s"] > 0.5
