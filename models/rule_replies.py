@@ -13,7 +13,7 @@ import random
 import re
 from threading import Lock
 
-from core.reply_checks import asks_about_the_past, recalled_memory
+from core.reply_checks import asks_about_the_past, content_stems, key_terms, recalled_memory
 from core.turn import ReplyRequest
 
 # {r} is the user's words turned toward them, {R} the same starting with a capital.
@@ -112,28 +112,39 @@ _COMMON_STARTS = frozenset("the a an this that these those it its there today ye
                            "after before when last".split())
 
 
+def turned(text: str) -> str:
+    """Every word turned toward the user: "my son Ravi is a size 2" -> "your son Ravi is a size 2"."""
+    out, after_i = [], False
+    for word in text.split():
+        bare = word.lower().strip(",")
+        out.append("were" if bare == "was" and after_i else _TURNED.get(bare, word))
+        after_i = bare in ("i", "we")
+    if out and out[0].lower() in _COMMON_STARTS:  # a name keeps its capital; "The vet" does not
+        out[0] = out[0].lower()
+    return " ".join(out).rstrip(".!?,")
+
+
+def recalled_part(memory: str, user_text: str) -> str:
+    """The sentence of an earlier message that holds what is asked about, turned toward the user:
+    the one sharing most words with the question, else the one with the most names in it."""
+    sentences = [s for s in re.split(r"(?<=[.!?])\s+", " ".join(memory.split())) if s.strip()]
+    asked = content_stems(user_text)
+    best = max(sentences, key=lambda s: (len(asked & content_stems(s)), len(key_terms(s, user_text))))
+    return turned(_FILLER.sub("", best) or best)
+
+
 def reflect(text: str) -> str | None:
     """The first thing the user said, turned toward them: "I failed my test" -> "you failed
     your test". None when there is nothing that reads well reflected."""
     text = _FILLER.sub("", " ".join(text.replace("\u2019", "'").split()))
     if not text or text.rstrip().endswith("?") or _ABOUT_HEARTLINE.search(text):
         return None
-    clause = _CLAUSE_END.split(text, maxsplit=1)[0].strip(" ,-")
+    first = _CLAUSE_END.split(text, maxsplit=1)[0]
+    clause = first.strip(" ,-")
     words = clause.split()
-    if not 3 <= len(words) <= MAX_WORDS or "?" in clause:
-        return None
-    turned, after_i = [], False
-    for word in words:
-        bare = word.lower().strip(",")
-        if bare == "was" and after_i:
-            out = "were"
-        else:
-            out = _TURNED.get(bare, word)
-        after_i = bare in ("i", "we")
-        turned.append(out)
-    if turned[0].lower() in _COMMON_STARTS:  # a name keeps its capital; "The vet" does not
-        turned[0] = turned[0].lower()
-    return " ".join(turned).rstrip(".!,")
+    if not 3 <= len(words) <= MAX_WORDS or text[len(first):].startswith("?"):
+        return None  # "how can I say it? with my real job" is a question, not news to reflect
+    return turned(clause)
 
 
 class RuleBasedReplies:
@@ -162,7 +173,7 @@ class RuleBasedReplies:
         pick = self._random.choice
         context = request.context
         memory = context.recalled or recalled_memory(context)
-        recalled = memory and (reflect(memory) or memory.rstrip(".!"))
+        recalled = memory and recalled_part(memory, context.user_text)
         if recalled and asks_about_the_past(context.user_text):
             return pick(_RECALL).format(m=recalled) + (" " + pick(_QUESTIONS[feeling])
                                                        if feeling != "neutral" else "")

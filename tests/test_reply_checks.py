@@ -13,7 +13,7 @@ from core.reply_checks import (
     wrong_register,
 )
 from core.turn import FusedEmotion, ReplyContext, ReplyRequest
-from models.rule_replies import RuleBasedReplies, reflect
+from models.rule_replies import RuleBasedReplies, recalled_part, reflect
 
 DOG = "We had to put our old dog to sleep today."
 SISTER = "My sister Priya just moved to Lisbon for a new job."
@@ -131,3 +131,10 @@ def test_calling_anyone_names_is_never_sent_but_denying_it_is_kind():
     assert insult("I'll talk to your ugly face.")
     assert insult("You're not a loser, and you're not stupid either.") is None
     assert "insult 'ugly'" in ReplyJudge().judge("Your ugly face, ha.", "anger", ReplyContext("hi")).problems
+
+
+def test_the_rule_reply_repeats_the_sentence_that_holds_what_was_asked():
+    said = "Back to school shopping. My son Ravi is a size 2 shoe, and my daughter Meera a 13."
+    assert recalled_part(said, "What size did I say Ravi was?") == \
+        "your son Ravi is a size 2 shoe, and your daughter Meera a 13"
+    assert reflect("how can i introduce myself? with my real job please") is None  # a question
