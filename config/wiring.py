@@ -188,7 +188,8 @@ def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | str | Non
 
         if adapter is not None:
             label += f"+lora:{adapter.name}"
-        target = models_dir / "reply-onnx" / f"{label.replace(':', '-')}-{onnx_llm.model_digest(model_dir, adapter)}"
+        digest = onnx_llm.model_digest(model_dir, adapter)
+        target = models_dir / "reply-onnx" / f"{label.replace(':', '-')}-{digest}"
         return onnx_llm.OnnxReplyGenerator(onnx_llm.build(model_dir, adapter, target), label,
                                            max_new_tokens=max_new_tokens, temperature=temperature,
                                            seed=seed)

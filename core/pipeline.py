@@ -167,8 +167,8 @@ class Pipeline:
             feeling = register(fused.primary_emotion, fused.confidence, heard,
                                shared_distribution(text_emotions))
             request = reply_request(
-                persona, replace(fused, primary_emotion=feeling), history, heard, turn.user_key, cfg.reply_max_sentences, language,
-                custom_persona=user.custom_persona, mood=mood,
+                persona, replace(fused, primary_emotion=feeling), history, heard, turn.user_key,
+                cfg.reply_max_sentences, language, custom_persona=user.custom_persona, mood=mood,
                 trend=trend_guidance([*user.recent_emotions, fused.primary_emotion]))
             if recalled := recalled_memory(request.context, s.judge.similarity):
                 request = replace(request, context=replace(request.context, recalled=recalled))
