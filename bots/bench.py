@@ -61,14 +61,14 @@ def _timings(results) -> dict:
     voiced = stages.get("synthesize_voice", [])
     return {
         "count": len(results),
-        "total": _spread(totals),
-        "stages": {stage: _spread(times) for stage, times in stages.items()},
+        "total": median_and_p90(totals),
+        "stages": {stage: median_and_p90(times) for stage, times in stages.items()},
         # Seconds of synthesis per second of reply voice: below 1 is faster than real time.
         "tts_real_time_factor": round(sum(voiced) / sum(spoken), 3) if spoken and voiced else None,
     }
 
 
-def _spread(times: list[float]) -> dict:
+def median_and_p90(times: list[float]) -> dict:
     ordered = sorted(times)
     return {"median": round(statistics.median(ordered), 3),
             "p90": round(ordered[min(len(ordered) - 1, int(0.9 * len(ordered)))], 3)}

@@ -28,6 +28,7 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from bots.bench import median_and_p90
 from config.settings import Settings
 from core.reply_checks import ReplyJudge, same_words, slip, wrong_register
 from models.reply_data import Dialogue
@@ -86,7 +87,7 @@ def evaluate(dialogues: list[Dialogue], settings: Settings, persona_messages: in
             answers = [say(f"{user}-{name}", dialogue.message, name)["response"] for name in persona_names()]
             jobs.set_custom_persona(f"eval:{user}-custom", PERSONA_SAMPLE_ROLE)
             answers.append(say(f"{user}-custom", dialogue.message)["response"])
-            distinct.append(_spread(judge, answers))
+            distinct.append(_how_distinct(judge, answers))
         bar.close()
     return _report(rows, distinct, pipeline.models()["reply"])
 
@@ -114,7 +115,7 @@ def _score(dialogue: Dialogue, result: dict, earlier: list[str], leaked: bool, j
     }
 
 
-def _spread(judge, answers: list[str]) -> dict:
+def _how_distinct(judge, answers: list[str]) -> dict:
     """How different the personas' answers to one message are: all different, and the mean
     distance (1 - cosine) between each pair."""
     pairs = [(a, b) for i, a in enumerate(answers) for b in answers[i + 1:]]
@@ -128,7 +129,8 @@ def _report(rows: list[dict], distinct: list[dict], backend: str) -> dict:
         return round(sum(bool(row[key]) for row in chosen) / len(chosen), 4) if chosen else None
 
     recall_rows = [row for row in rows if row["recall"] is not None]
-    times = sorted(row["seconds"] for row in rows if row["seconds"] is not None)
+    times = [row["seconds"] for row in rows if row["seconds"] is not None]
+    spread = median_and_p90(times) if times else {"median": None, "p90": None}
     return {
         "replies": len(rows),
         "backend": backend,
@@ -147,8 +149,7 @@ def _report(rows: list[dict], distinct: list[dict], backend: str) -> dict:
         "persona_distance": round(statistics.mean(d["distance"] for d in distinct), 4) if distinct else None,
         "safe": share("safe"),
         "actions": dict(Counter(row["action"] for row in rows)),
-        "reply_seconds": {"p50": round(statistics.median(times), 3) if times else None,
-                          "p90": round(times[min(len(times) - 1, int(0.9 * len(times)))], 3) if times else None},
+        "reply_seconds": {"p50": spread["median"], "p90": spread["p90"]},
         "by_feeling": {feeling: share("acknowledged", lambda row, f=feeling: row["feeling"] == f)
                        for feeling in sorted({row["feeling"] for row in rows})},
         "rows": rows,

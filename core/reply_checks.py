@@ -12,7 +12,7 @@ acknowledge what the user said, or forgets the fact they asked about).
 from __future__ import annotations
 
 import re
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 
 from core.emotions import to_shared
@@ -263,8 +263,8 @@ class ReplyJudge:
         for found in (wrong_register(feeling, reply), slip(reply), insult(reply)):
             if found:
                 problems.append(found)
-        if feeling in NEGATIVE and self.emotions is not None:
-            top = self.emotions.read(reply)[0]
+        top = self.emotions.read(reply)[0] if self.emotions is not None else None
+        if feeling in NEGATIVE and top is not None:
             if to_shared(top.emotion) == "joy" and top.confidence >= self.CHEERFUL_READING \
                     and top.emotion not in ("caring", "optimism", "approval", "gratitude"):
                 problems.append(f"reads as {top.emotion} ({top.confidence:.2f}) for {feeling}")
@@ -279,18 +279,20 @@ class ReplyJudge:
             misses.append("more than one question")
         if lectures(reply):
             misses.append("lectures")
-        if not self.acknowledges(reply, feeling, context.user_text):
+        if not self.acknowledges(reply, feeling, context.user_text, top.emotion if top else None):
             misses.append("does not acknowledge what they said")
         terms = self.recall_terms(context)
         if terms and not any(re.search(rf"\b{re.escape(term)}", reply.lower()) for term in terms):
             misses.append("forgets what they asked about")
         return Verdict(tuple(problems), tuple(misses))
 
-    def acknowledges(self, reply: str, feeling: str, user_text: str) -> bool:
+    def acknowledges(self, reply: str, feeling: str, user_text: str, reading: str | None = None) -> bool:
         """Hears the feeling (a word of its side, or the text-emotion head reads the reply as
-        fitting) and what happened (shares what the message is about, or MiniLM finds it
-        close). A message with nothing but a feeling needs only the first."""
-        reading = self.emotions.read(reply)[0].emotion if self.emotions is not None else None
+        fitting; `reading` is its top label when already read) and what happened (shares what
+        the message is about, or MiniLM finds it close). A message with nothing but a feeling
+        needs only the first."""
+        if reading is None and self.emotions is not None:
+            reading = self.emotions.read(reply)[0].emotion
         if not hears_the_feeling(feeling, reply, reading):
             return False
         about = content_stems(user_text)
@@ -299,15 +301,20 @@ class ReplyJudge:
         return self.similarity(reply, user_text) >= self.RELEVANT
 
     def similarity(self, a: str, b: str) -> float:
+        return self.closeness(a, [b])[0]
+
+    def closeness(self, text: str, others: Sequence[str]) -> list[float]:
+        """MiniLM's cosine between `text` and each of `others`, encoded as one batch (0 without
+        an encoder)."""
         if self.encoder is None:
-            return 0.0
-        first, second = self.encoder.encode([a, b])
-        return float(sum(x * y for x, y in zip(first, second)))
+            return [0.0] * len(others)
+        first, *rest = self.encoder.encode([text, *others])
+        return [float(sum(x * y for x, y in zip(first, row))) for row in rest]
 
     def recall_terms(self, context: ReplyContext) -> set[str]:
         """When the user asks about something they said before: the words of the memory it is
         most likely about (lower case); empty when they are not asking, or never said it."""
-        memory = context.recalled or recalled_memory(context, self.similarity)
+        memory = context.recalled or recalled_memory(context, self.closeness)
         return key_terms(memory, context.user_text) if memory else set()
 
 
@@ -320,22 +327,24 @@ _POINTS_BACK = re.compile(r"\b(she|he|her|him|his|they|them|their|there|it|that|
 LEANS_ON = 0.4
 
 
-def recalled_memory(context: ReplyContext, similarity=None) -> str | None:
+def recalled_memory(context: ReplyContext, closeness=None) -> str | None:
     """The earlier statement this message asks about (the one sharing most of its words, else,
-    given a sentence similarity, the closest one that is close enough), or leans on: it points
-    back ("her fever's going up") at a statement close to it that named someone or something."""
+    given a sentence closeness like ReplyJudge.closeness, the closest one that is close enough),
+    or leans on: it points back ("her fever's going up") at a statement close to it that named
+    someone or something."""
     if not context.memories:
         return None
     asked = content_stems(context.user_text)
-    score = (lambda m: similarity(context.user_text, m)) if similarity is not None else (lambda m: 0.0)
-    best = max(context.memories, key=lambda m: (len(asked & content_stems(m)), score(m)))
+    scores = dict(zip(context.memories, closeness(context.user_text, context.memories)
+                      if closeness is not None else [0.0] * len(context.memories)))
+    best = max(context.memories, key=lambda m: (len(asked & content_stems(m)), scores[m]))
     shares_words = bool(asked & content_stems(best))
     if asks_about_the_past(context.user_text):
         if shares_words:
             return best
-        best = max(context.memories, key=score)
-        return best if score(best) >= ReplyJudge.RELEVANT else None
-    if similarity is None or not _POINTS_BACK.search(context.user_text):
+        best = max(context.memories, key=scores.get)
+        return best if scores[best] >= ReplyJudge.RELEVANT else None
+    if closeness is None or not _POINTS_BACK.search(context.user_text):
         return None
     named = _names(best, context.user_text)
-    return best if named and (shares_words or score(best) >= LEANS_ON) else None
+    return best if named and (shares_words or scores[best] >= LEANS_ON) else None

@@ -117,13 +117,13 @@ def test_a_message_that_leans_on_an_earlier_fact_expects_it_named():
     fever = "My daughter Nour has a fever and we're seeing Dr Haddad at 4."
     context = ReplyContext("Her fever's going up. Should I be scared?", "en", ("Work was long today.", fever))
     judge = ReplyJudge()
-    assert recalled_memory(context, judge.similarity) == fever
+    assert recalled_memory(context, judge.closeness) == fever
     assert "forgets what they asked about" in judge.judge(
         "That sounds scary. A rising fever is worrying.", "fear", context).misses
     assert judge.judge("That sounds scary. Dr Haddad will know what to do for Nour.", "fear", context).passed
     # Nothing points back, or nothing earlier is about it: no fact is expected.
-    assert recalled_memory(ReplyContext("I feel feverish myself.", "en", (fever,)), judge.similarity) is None
-    assert recalled_memory(ReplyContext("The bus was late.", "en", (fever,)), judge.similarity) is None
+    assert recalled_memory(ReplyContext("I feel feverish myself.", "en", (fever,)), judge.closeness) is None
+    assert recalled_memory(ReplyContext("The bus was late.", "en", (fever,)), judge.closeness) is None
 
 
 def test_calling_anyone_names_is_never_sent_but_denying_it_is_kind():
