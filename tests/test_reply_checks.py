@@ -113,10 +113,25 @@ def request(text: str, feeling: str, memories: tuple[str, ...] = (), language: s
                         ReplyContext(text, language, memories))
 
 
+class TopicEncoder:
+    """MiniLM's stand-in: texts about the feverish daughter share one direction, every other
+    text has one of its own."""
+
+    name = "topics"
+    TOPIC = ("fever", "nour", "haddad", "scar")
+
+    def encode(self, texts):
+        others = sorted({t for t in texts if not self._on_topic(t)})
+        return [[1.0 if self._on_topic(t) else 0.0] + [float(t == o) for o in others] for t in texts]
+
+    def _on_topic(self, text):
+        return any(word in text.lower() for word in self.TOPIC)
+
+
 def test_a_message_that_leans_on_an_earlier_fact_expects_it_named():
     fever = "My daughter Nour has a fever and we're seeing Dr Haddad at 4."
     context = ReplyContext("Her fever's going up. Should I be scared?", "en", ("Work was long today.", fever))
-    judge = ReplyJudge()
+    judge = ReplyJudge(encoder=TopicEncoder())
     assert recalled_memory(context, judge.closeness) == fever
     assert "forgets what they asked about" in judge.judge(
         "That sounds scary. A rising fever is worrying.", "fear", context).misses
@@ -124,6 +139,9 @@ def test_a_message_that_leans_on_an_earlier_fact_expects_it_named():
     # Nothing points back, or nothing earlier is about it: no fact is expected.
     assert recalled_memory(ReplyContext("I feel feverish myself.", "en", (fever,)), judge.closeness) is None
     assert recalled_memory(ReplyContext("The bus was late.", "en", (fever,)), judge.closeness) is None
+    # Sharing a word is not being about it.
+    job = ReplyContext("I got the job I wanted!!", "en", (SISTER,))
+    assert recalled_memory(job, judge.closeness) is None
 
 
 def test_calling_anyone_names_is_never_sent_but_denying_it_is_kind():
