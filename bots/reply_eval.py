@@ -10,7 +10,8 @@ recalls, and the reference reply. With the pipeline's own checks (core.reply_che
 - slips: "as an AI", narrating "the user"
 - language errors: a reply in another language than the message's
 - repeated: a reply said word for word to another user, or again to the same one
-- recall: every recall word in the reply; leaks: a fresh user asking the same gets them
+- recall: every recall word in the reply (numbers as digits or words); leaks: a fresh user
+  asking the same gets them
 - ROUGE-L F1 against the reference, persona distinctness, safety, reply time, who answered
 
 Turns are kept in a throwaway data directory, so an evaluation never touches real users.
@@ -30,7 +31,7 @@ from tqdm import tqdm
 
 from bots.bench import median_and_p90
 from config.settings import Settings
-from core.reply_checks import ReplyJudge, same_words, slip, wrong_register
+from core.reply_checks import ReplyJudge, same_words, says, slip, wrong_register
 from models.reply_data import Dialogue
 
 PERSONA_SAMPLE_ROLE = "a wise old grandmother"
@@ -71,7 +72,7 @@ def evaluate(dialogues: list[Dialogue], settings: Settings, persona_messages: in
             private = [w for w in dialogue.recall if w.lower() not in dialogue.message.lower()]
             if dialogue.recall:  # a stranger asking the same must not hear this user's facts
                 stranger = say(f"{run}-{dialogue.id}-stranger", dialogue.message, persona)["response"]
-                leaked = any(word.lower() in stranger.lower() for word in private)
+                leaked = any(says(stranger, word) for word in private)
             rows.append(_score(dialogue, result, earlier, leaked, judge, languages,
                                pipeline.settings.toxicity_threshold))
 
@@ -97,7 +98,7 @@ def _score(dialogue: Dialogue, result: dict, earlier: list[str], leaked: bool, j
     reply = result["response"]
     theirs = languages.identify(dialogue.message) if languages else None
     ours = languages.identify(reply) if languages else None
-    recalled = all(word.lower() in reply.lower() for word in dialogue.recall)
+    recalled = all(says(reply, word) for word in dialogue.recall)
     return {
         "id": dialogue.id, "feeling": dialogue.feeling, "persona": dialogue.persona,
         "message": dialogue.message, "reply": reply,

@@ -13,7 +13,13 @@ import random
 import re
 from threading import Lock
 
-from core.reply_checks import asks_about_the_past, content_stems, key_terms, recalled_memory
+from core.reply_checks import (
+    CLEARLY_HAPPY,
+    asks_about_the_past,
+    content_stems,
+    key_terms,
+    recalled_memory,
+)
 from core.turn import ReplyRequest
 
 # {r} is the user's words turned toward them, {R} the same starting with a capital.
@@ -107,8 +113,8 @@ _FILLER = re.compile(r"^((ugh|omg|so|well|honestly|lol|hey|guess what|oh|wow|yay
 _ABOUT_HEARTLINE = re.compile(r"\b(you|your|you're|yourself|heartline)\b", re.IGNORECASE)
 _CLAUSE_END = re.compile(r"[.!?;]|\s(but|because|though|although)\s|,\s", re.IGNORECASE)
 MAX_WORDS = 16
-_COMMON_STARTS = frozenset("the a an this that these those it its there today yesterday tonight "
-                           "someone somebody everyone everybody nobody all got just finally still "
+_COMMON_STARTS = frozenset("the a an this that these those it its there they he she today "
+                           "yesterday tonight someone somebody everyone everybody nobody all got just finally still "
                            "after before when last".split())
 
 
@@ -158,6 +164,8 @@ class RuleBasedReplies:
     def generate(self, request: ReplyRequest) -> str:
         context, feeling = request.context, request.emotion.primary_emotion
         feeling = feeling if feeling in _FRAMES else "neutral"
+        if feeling in ("joy", "surprise") and request.emotion.confidence < CLEARLY_HAPPY:
+            feeling = "neutral"  # "that's great news!" wounds someone only maybe happy
         if context.language in _OTHER_LANGUAGES:
             return _OTHER_LANGUAGES[context.language][_FAMILY[feeling]]
         with self._lock:

@@ -58,8 +58,9 @@ def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data
                   *[f"Today at work we had meeting number {i} about the new schedule." for i in range(8)]]
         for text in script:
             first.run(Turn(user_id=name, text=text, want_voice=False))
-        # A fresh line the judge finds on topic: the same line as the earlier turns is never sent.
-        api.reply_with("A new ball for your dog would make a lovely birthday present.")
+        # A fresh line the judge finds on topic and naming the dog ("my dog" leans on turn one):
+        # the same line as the earlier turns, or one that forgets Biscuit, is not sent.
+        api.reply_with("A new ball for Biscuit would make a lovely birthday present.")
         last = heartline("reply", "--user", name, "--text", "What present should I get for my dog's birthday?",
                          "--json", "--no-voice", env=env)
         assert json.loads(last.stdout)["metadata"]["models"]["reply"] == "api:m"

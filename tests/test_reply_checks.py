@@ -6,8 +6,10 @@ from __future__ import annotations
 from core.reply_checks import (
     ReplyJudge,
     content_stems,
+    hears_the_feeling,
     insult,
     recalled_memory,
+    says,
     register,
     slip,
     wrong_register,
@@ -64,8 +66,8 @@ def test_a_question_about_the_past_finds_the_memory_it_is_about():
     assert judge.recall_terms(context) == {"priya", "lisbon"}
     assert "forgets what they asked about" in judge.judge("She moved somewhere new.", "neutral", context).misses
     assert judge.judge("Priya moved to Lisbon for her new job.", "neutral", context).passed
-    # Not a question about the past: nothing to recall.
-    assert recalled_memory(ReplyContext("My sister called today.", "en", (SISTER,))) is None
+    # Not a question about the past, and nothing of it named again: nothing to recall.
+    assert recalled_memory(ReplyContext("My brother called today.", "en", (SISTER,))) is None
 
 
 def test_the_judge_refuses_repeats_and_more_than_one_question():
@@ -108,8 +110,17 @@ def test_the_rule_reply_never_says_the_same_line_twice_in_a_row():
     assert all(a != b for a, b in zip(lines, lines[1:]))
 
 
-def request(text: str, feeling: str, memories: tuple[str, ...] = (), language: str = "en") -> ReplyRequest:
-    return ReplyRequest([], "friend", FusedEmotion(feeling, 0.8, "text_only"), "test:1",
+def test_the_rule_reply_is_cheerful_only_when_the_news_is_clearly_good():
+    replies = RuleBasedReplies(seed=0)
+    unsure = request("i just wanted them to say yes for once", "joy", confidence=0.3)
+    assert not any(wrong_register("sadness", replies.generate(unsure)) for _ in range(6))
+    sure = request("I just got the job I wanted!", "joy", confidence=0.96)
+    assert all(hears_the_feeling("joy", replies.generate(sure)) for _ in range(6))
+
+
+def request(text: str, feeling: str, memories: tuple[str, ...] = (), language: str = "en",
+            confidence: float = 0.8) -> ReplyRequest:
+    return ReplyRequest([], "friend", FusedEmotion(feeling, confidence, "text_only"), "test:1",
                         ReplyContext(text, language, memories))
 
 
@@ -137,8 +148,8 @@ def test_a_message_that_leans_on_an_earlier_fact_expects_it_named():
         "That sounds scary. A rising fever is worrying.", "fear", context).misses
     assert judge.judge("That sounds scary. Dr Haddad will know what to do for Nour.", "fear", context).passed
     # Nothing points back, or nothing earlier is about it: no fact is expected.
-    assert recalled_memory(ReplyContext("I feel feverish myself.", "en", (fever,)), judge.closeness) is None
     assert recalled_memory(ReplyContext("The bus was late.", "en", (fever,)), judge.closeness) is None
+    assert recalled_memory(ReplyContext("I can't sleep.", "en", (fever,)), judge.closeness) is None
     # Sharing a word is not being about it.
     job = ReplyContext("I got the job I wanted!!", "en", (SISTER,))
     assert recalled_memory(job, judge.closeness) is None
@@ -155,4 +166,31 @@ def test_the_rule_reply_repeats_the_sentence_that_holds_what_was_asked():
     said = "Back to school shopping. My son Ravi is a size 2 shoe, and my daughter Meera a 13."
     assert recalled_part(said, "What size did I say Ravi was?") == \
         "your son Ravi is a size 2 shoe, and your daughter Meera a 13"
+    bill = "I moved my phone contract to Orbitel. They promised a bill cap at £30."
+    assert recalled_part(bill, "My bill just came through at £140.") == "they promised a bill cap at £30"
     assert reflect("how can i introduce myself? with my real job please") is None  # a question
+
+
+def far(text, others):  # MiniLM finds short messages far from everything
+    return [0.15] * len(others)
+
+
+def test_a_message_leans_on_what_it_names_again_or_on_whom_it_points_at():
+    gym = "I cancelled my FlexCore gym membership on 1 March."
+    son = "My son Mateo is 4 and he is obsessed with dinosaurs."
+    memories = ("Work was long today.", gym, son)
+    named_again = ReplyContext("FlexCore just took ANOTHER 45 from my account.", "en", memories)
+    assert recalled_memory(named_again, far) == gym
+    assert recalled_memory(ReplyContext("What bike size for my son?", "en", memories), far) == son
+    # A pronoun points at someone named before, however far MiniLM finds the words...
+    sister = ReplyContext("She called me today!", "en", ("I had pasta for lunch.", SISTER))
+    assert recalled_memory(sister, far) == SISTER
+    # ...but "it" needs the two closer, and no pointer at all needs them close.
+    assert recalled_memory(ReplyContext("It went well.", "en", (SISTER,)), far) is None
+    assert recalled_memory(ReplyContext("I got the job I wanted!!", "en", (SISTER,)), far) is None
+
+
+def test_a_reply_read_aloud_may_say_a_remembered_number_in_words():
+    assert says("She turns eight on Sunday.", "8") and says("It's on the third of June.", "3rd of June")
+    assert says("Size 2, like you said.", "2") and says("Priya is in Lisbon.", "lisb")
+    assert not says("She's eighteen now.", "8") and not says("A size 20.", "2")
