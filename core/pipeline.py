@@ -169,9 +169,8 @@ class Pipeline:
             request = reply_request(
                 persona, replace(fused, primary_emotion=feeling), history, heard, turn.user_key,
                 cfg.reply_max_sentences, language, custom_persona=user.custom_persona, mood=mood,
-                trend=trend_guidance([*user.recent_emotions, fused.primary_emotion]))
-            if recalled := recalled_memory(request.context, s.judge.closeness):
-                request = replace(request, context=replace(request.context, recalled=recalled))
+                trend=trend_guidance([*user.recent_emotions, fused.primary_emotion]),
+                recall=lambda context: recalled_memory(context, s.judge.closeness))
             with clock.stage("generate_reply"):
                 response, safety, models["reply"] = self._answer(request)
         if safety is None:

@@ -1,5 +1,5 @@
 from core.personas import voice_style
-from core.prompts import build_messages, clean_reply
+from core.prompts import build_messages, clean_reply, reply_request
 from core.turn import FusedEmotion, Memory
 
 
@@ -51,3 +51,15 @@ def test_remembered_statements_join_the_system_prompt_within_a_budget():
     assert "Things they told you before: My dog is called Biscuit." in messages[0].content
     assert "x" * 700 not in messages[0].content
     assert [m.role for m in messages] == ["system", "user", "assistant", "user"]
+
+
+def test_the_statement_a_message_is_about_is_named_in_the_prompt_and_judged_on():
+    fused = FusedEmotion("fear", 0.8, "text_only")
+    fever = "My daughter Nour has a fever and we're seeing Dr Haddad at 4."
+    history = [Memory("Work was long.", "user"), Memory("Rest up.", "assistant"), Memory(fever, "user")]
+    request = reply_request("friend", fused, history, "She's getting worse.", "t:1", 2,
+                            recall=lambda context: context.memories[-1])
+    assert request.context.recalled == fever
+    assert request.messages[0].content.endswith(f"This message is about what they told you: {fever}")
+    plain = reply_request("friend", fused, history, "She's getting worse.", "t:1", 2)
+    assert plain.context.recalled is None and "This message is about" not in plain.messages[0].content
