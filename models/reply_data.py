@@ -21,6 +21,7 @@ from core.emotions import SHARED, Reading, fuse
 from core.mood import next_mood, trend_guidance
 from core.personas import CUSTOM, PERSONAS
 from core.prompts import reply_request
+from core.reply_checks import recalled_memory
 from core.stages import LanguageIdentifier, TextEmotionReader
 from core.turn import FusedEmotion, Memory, ReplyRequest
 from storage.memory import MIN_WORDS, RECALLED
@@ -111,6 +112,10 @@ class Readers:
     languages: LanguageIdentifier
     embed: Callable[[list[str]], Sequence[Sequence[float]]]  # unit-length sentence embeddings
 
+    def closeness(self, text: str, others: Sequence[str]) -> list[float]:
+        first, *rest = self.embed([text, *others])
+        return [float(sum(x * y for x, y in zip(first, row))) for row in rest]
+
 
 def prompt_for(dialogue: Dialogue, readers: Readers, history_turns: int = HISTORY_TURNS,
                max_sentences: int = 3) -> ReplyRequest:
@@ -136,7 +141,8 @@ def prompt_for(dialogue: Dialogue, readers: Readers, history_turns: int = HISTOR
     trend = trend_guidance([*feelings[-(RECENT_EMOTIONS):], fused.primary_emotion])
     return reply_request(dialogue.persona, fused, history, dialogue.message, f"corpus:{dialogue.id}",
                          max_sentences, readers.languages.identify(dialogue.message),
-                         custom_persona=dialogue.custom_persona, mood=mood, trend=trend)
+                         custom_persona=dialogue.custom_persona, mood=mood, trend=trend,
+                         recall=lambda context: recalled_memory(context, readers.closeness))
 
 
 def _read(reader: TextEmotionReader, text: str) -> FusedEmotion:

@@ -123,6 +123,7 @@ def test_prompts_carry_what_the_pipeline_would_see(readers):
     # Four turns back is past the recent window: it comes back as a memory, as it would live.
     assert [m.role for m in full.messages] == ["system"] + ["user", "assistant"] * 3 + ["user"]
     assert "Things they told you before: My sister Priya just moved to Lisbon" in full.messages[0].content
+    assert "This message is about what they told you: My sister Priya" in full.messages[0].content
     fresh = prompt_for(talk, readers, history_turns=0)
     assert [m.role for m in fresh.messages] == ["system", "user"]
     assert fresh.context.memories[0].startswith("My sister Priya")
