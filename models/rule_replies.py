@@ -114,8 +114,8 @@ _ABOUT_HEARTLINE = re.compile(r"\b(you|your|you're|yourself|heartline)\b", re.IG
 _CLAUSE_END = re.compile(r"[.!?;]|\s(but|because|though|although)\s|,\s", re.IGNORECASE)
 MAX_WORDS = 16
 _COMMON_STARTS = frozenset("the a an this that these those it its there they he she today "
-                           "yesterday tonight someone somebody everyone everybody nobody all got just finally still "
-                           "after before when last".split())
+                           "yesterday tonight someone somebody everyone everybody nobody all "
+                           "got just finally still after before when last".split())
 
 
 def turned(text: str) -> str:
