@@ -433,6 +433,7 @@ def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
 
 def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
+    from core.reply_checks import ReplyJudge
     from models.reply_data import DataError, Readers, load_dialogues
     from models.reply_training import TrainOptions, split, train
 
@@ -445,9 +446,8 @@ def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError(f"{args.base} is not a transformers model directory (no config.json)")
     wiring.offline_environment(settings)
     os.environ.pop("TQDM_DISABLE", None)  # training is long: show its progress bar
-    encoder = wiring.sentence_encoder(settings)
     readers = Readers(wiring.text_emotion_reader(settings), wiring.language_identifier(settings),
-                      encoder.encode)
+                      ReplyJudge(encoder=wiring.sentence_encoder(settings)).closeness)
     base = args.base or wiring.packaged_reply_model(settings.models_dir)
     options = TrainOptions(
         epochs=args.epochs, learning_rate=args.lr, batch_size=args.batch_size, lora_r=args.lora_r,

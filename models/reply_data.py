@@ -14,16 +14,16 @@ from __future__ import annotations
 
 import json
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
-from core.emotions import SHARED, Reading, fuse
+from core.emotions import SHARED, Reading, fuse, shared_distribution
 from core.mood import next_mood, trend_guidance
 from core.personas import CUSTOM, PERSONAS
 from core.prompts import reply_request
-from core.reply_checks import recalled_memory
+from core.reply_checks import recalled_memory, register
 from core.stages import LanguageIdentifier, TextEmotionReader
-from core.turn import FusedEmotion, Memory, ReplyRequest
+from core.turn import EmotionScore, FusedEmotion, Memory, ReplyRequest
 from storage.memory import MIN_WORDS, RECALLED
 from storage.turns import HISTORY_TURNS, RECENT_EMOTIONS
 
@@ -110,11 +110,8 @@ class Readers:
 
     emotion: TextEmotionReader
     languages: LanguageIdentifier
-    embed: Callable[[list[str]], Sequence[Sequence[float]]]  # unit-length sentence embeddings
-
-    def closeness(self, text: str, others: Sequence[str]) -> list[float]:
-        first, *rest = self.embed([text, *others])
-        return [float(sum(x * y for x, y in zip(first, row))) for row in rest]
+    # MiniLM's cosine between a text and each of others, as ReplyJudge.closeness gives it
+    closeness: Callable[[str, Sequence[str]], list[float]]
 
 
 def prompt_for(dialogue: Dialogue, readers: Readers, history_turns: int = HISTORY_TURNS,
@@ -128,32 +125,35 @@ def prompt_for(dialogue: Dialogue, readers: Readers, history_turns: int = HISTOR
     """
     feelings, mood = [], None
     for said, _ in dialogue.turns:
-        fused = _read(readers.emotion, said)
+        fused = _text_only(readers.emotion.read(said))
         feelings.append(fused.primary_emotion)
         mood = next_mood(mood, fused)
-    fused = _read(readers.emotion, dialogue.message)
+    emotions = readers.emotion.read(dialogue.message)
+    fused = _text_only(emotions)
     mood = next_mood(mood, fused)
+    feeling = register(fused.primary_emotion, fused.confidence, dialogue.message,
+                       shared_distribution(emotions))
     cut = len(dialogue.turns) - history_turns if history_turns else len(dialogue.turns)
     recent, older = dialogue.turns[max(cut, 0):], dialogue.turns[:max(cut, 0)]
-    history = [Memory(text, "memory") for text in _most_like(dialogue.message, older, readers.embed)]
+    history = [Memory(text, "memory") for text in _most_like(dialogue.message, older, readers.closeness)]
     for said, answered in recent:
         history += [Memory(said, "user"), Memory(answered, "assistant")]
     trend = trend_guidance([*feelings[-(RECENT_EMOTIONS):], fused.primary_emotion])
-    return reply_request(dialogue.persona, fused, history, dialogue.message, f"corpus:{dialogue.id}",
+    return reply_request(dialogue.persona, replace(fused, primary_emotion=feeling), history,
+                         dialogue.message, f"corpus:{dialogue.id}",
                          max_sentences, readers.languages.identify(dialogue.message),
                          custom_persona=dialogue.custom_persona, mood=mood, trend=trend,
                          recall=lambda context: recalled_memory(context, readers.closeness))
 
 
-def _read(reader: TextEmotionReader, text: str) -> FusedEmotion:
-    return fuse([Reading("text", tuple(reader.read(text)))], {})
+def _text_only(emotions: list[EmotionScore]) -> FusedEmotion:
+    return fuse([Reading("text", tuple(emotions))], {})
 
 
-def _most_like(message: str, older: tuple[tuple[str, str], ...], embed) -> list[str]:
+def _most_like(message: str, older: tuple[tuple[str, str], ...], closeness) -> list[str]:
     """Chroma's recall, offline: the user's statements worth keeping, most like the message first."""
     kept = [said for said, _ in older if len(said.split()) >= MIN_WORDS]
     if not kept:
         return []
-    query, *rows = embed([message, *kept])
-    scored = sorted(zip(kept, rows), key=lambda pair: -sum(a * b for a, b in zip(query, pair[1])))
+    scored = sorted(zip(kept, closeness(message, kept)), key=lambda pair: -pair[1])
     return [said for said, _ in scored[:RECALLED]]

@@ -107,7 +107,7 @@ def readers(pipeline):
     from models.reply_data import Readers
 
     stages = pipeline.stages
-    return Readers(stages.text_emotion, stages.languages, stages.judge.encoder.encode)
+    return Readers(stages.text_emotion, stages.languages, stages.judge.closeness)
 
 
 def test_prompts_carry_what_the_pipeline_would_see(readers):
