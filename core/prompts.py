@@ -86,7 +86,7 @@ def reply_request(
         recent_replies=tuple(m.text for m in history if m.role == "assistant"),
     )
     if recall is not None:
-        context = replace(context, recalled=recall(context))
+        context = replace(context, recalled=recall(context) or "")
     messages = build_messages(persona, fused, history, user_text, max_sentences, language,
                               custom_persona=custom_persona, mood=mood, trend=trend,
                               recalled=context.recalled)

@@ -334,7 +334,7 @@ class ReplyJudge:
     def recall_terms(self, context: ReplyContext) -> set[str]:
         """When the user asks about something they said before: the words of the memory it is
         most likely about (lower case); empty when they are not asking, or never said it."""
-        memory = context.recalled or recalled_memory(context, self.closeness)
+        memory = recalled_for(context, self.closeness)
         return key_terms(memory, context.user_text) if memory else set()
 
 
@@ -393,3 +393,9 @@ def recalled_memory(context: ReplyContext, closeness=None) -> str | None:
             or (_POINTS_BACK.search(text) and score >= LEANS_ON_SOMETHING):
         return closest
     return None
+
+
+def recalled_for(context: ReplyContext, closeness=None) -> str | None:
+    """The statement the context was found to be about, or, when nobody looked yet, the one
+    recalled_memory finds now; judging each candidate reply must not search again."""
+    return recalled_memory(context, closeness) if context.recalled is None else context.recalled

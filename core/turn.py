@@ -86,7 +86,8 @@ class ReplyContext:
     language: str | None = None  # of the user's words, when known
     memories: tuple[str, ...] = ()  # what the user told Heartline before, most relevant first
     recent_replies: tuple[str, ...] = ()  # what Heartline said to them lately, oldest first
-    # The earlier statement the message asks about or leans on, once the pipeline has found it.
+    # The earlier statement the message asks about or leans on: None until someone looked,
+    # "" when they looked and it is about none.
     recalled: str | None = None
 
 

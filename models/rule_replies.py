@@ -18,7 +18,7 @@ from core.reply_checks import (
     asks_about_the_past,
     content_stems,
     key_terms,
-    recalled_memory,
+    recalled_for,
 )
 from core.turn import ReplyRequest
 
@@ -180,7 +180,7 @@ class RuleBasedReplies:
     def _compose(self, request: ReplyRequest, feeling: str) -> str:
         pick = self._random.choice
         context = request.context
-        memory = context.recalled or recalled_memory(context)
+        memory = recalled_for(context)
         recalled = memory and recalled_part(memory, context.user_text)
         if recalled and asks_about_the_past(context.user_text):
             return pick(_RECALL).format(m=recalled) + (" " + pick(_QUESTIONS[feeling])

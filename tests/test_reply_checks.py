@@ -3,6 +3,8 @@ when none does: pure words, no models."""
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from core.reply_checks import (
     ReplyJudge,
     content_stems,
@@ -66,6 +68,8 @@ def test_a_question_about_the_past_finds_the_memory_it_is_about():
     assert judge.recall_terms(context) == {"priya", "lisbon"}
     assert "forgets what they asked about" in judge.judge("She moved somewhere new.", "neutral", context).misses
     assert judge.judge("Priya moved to Lisbon for her new job.", "neutral", context).passed
+    # Once the pipeline looked and found it about nothing, no candidate's judging looks again.
+    assert judge.recall_terms(replace(context, recalled="")) == set()
     # Not a question about the past, and nothing of it named again: nothing to recall.
     assert recalled_memory(ReplyContext("My brother called today.", "en", (SISTER,))) is None
 
