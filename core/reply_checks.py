@@ -302,7 +302,10 @@ class ReplyJudge:
         if not self.acknowledges(reply, feeling, context.user_text, top.emotion if top else None):
             misses.append("does not acknowledge what they said")
         terms = self.recall_terms(context)
-        if terms and not any(says(reply, term) for term in terms):
+        # Asked, a friend gives the whole fact ("Ama turns eight on Sunday"); leant on, a name
+        # of it shows it was remembered.
+        enough = all if asks_about_the_past(context.user_text) else any
+        if terms and not enough(says(reply, term) for term in terms):
             misses.append("forgets what they asked about")
         return Verdict(tuple(problems), tuple(misses))
 

@@ -68,6 +68,7 @@ def test_a_question_about_the_past_finds_the_memory_it_is_about():
     assert judge.recall_terms(context) == {"priya", "lisbon"}
     assert "forgets what they asked about" in judge.judge("She moved somewhere new.", "neutral", context).misses
     assert judge.judge("Priya moved to Lisbon for her new job.", "neutral", context).passed
+    assert "forgets what they asked about" in judge.judge("Priya moved for a job.", "neutral", context).misses
     # Once the pipeline looked and found it about nothing, no candidate's judging looks again.
     assert judge.recall_terms(replace(context, recalled="")) == set()
     # Not a question about the past, and nothing of it named again: nothing to recall.
