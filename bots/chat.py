@@ -2,13 +2,13 @@
 words Heartline says when something is not right.
 
 Adapters turn a platform message into an `Incoming` (files already downloaded), call
-`Chat.handle`, and send back the `Outgoing` replies in their platform's way.
+`Chat.handle`, and send back what it answers at once (commands, refusals) in their platform's
+way. A turn's answer is made by a worker and reaches the door's sender through the outbox.
 """
 
 from __future__ import annotations
 
 import asyncio
-import base64
 import logging
 import time
 import uuid
@@ -18,10 +18,12 @@ from datetime import datetime, timezone
 from threading import Lock
 
 from config.settings import Settings
+from core.delivery import Outgoing
 from core.errors import InputError
 from core.mood import ADJECTIVE, RESTING
 from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
 from core.turn import Turn
+from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
 from workers import jobs
@@ -45,8 +47,8 @@ HELP = """I understand text, voice notes, audio files and photos. Commands:
 /mood - how I feel with you, and how you've seemed lately
 /forget - delete our conversation and my mood (your voice stays until /voice delete)
 /privacy - what I keep and how to delete it"""
-PRIVACY = """What I keep: your messages and my replies (with the emotions I read in them), my reply voice notes, and, only if you register it, the voice clips you record for /voice train.
-What I don't keep: your incoming voice notes and photos after I've answered.
+PRIVACY = """What I keep: your messages and my replies (with the emotions I read in them), and, only if you register it, the voice clips you record for /voice train.
+What I don't keep: your incoming voice notes and photos after I've answered, and my reply voice notes once they are sent.
 /forget deletes our conversation; /voice delete deletes your voice clips and profile. Your voice is only ever learned from clips you record yourself."""
 TRAINING_START = (
     f"Let's learn your voice. Send me {MIN_CLIPS} to {MAX_CLIPS} voice notes of you speaking, "
@@ -80,21 +82,6 @@ class Incoming:
         return f"{self.platform}:{self.user_id}"
 
 
-@dataclass(frozen=True)
-class VoiceNote:
-    ogg: bytes
-    duration_s: float
-    waveform: bytes
-
-
-@dataclass(frozen=True)
-class Outgoing:
-    text: str | None = None
-    voice: VoiceNote | None = None
-    result: dict | None = None  # the whole turn result, for doors that show more of it
-    problem: str | None = None  # "input" (what the user sent) or "internal" (our fault)
-
-
 def too_large(size: int | None, settings: Settings) -> Outgoing | None:
     """Refuse a file by its announced size, before downloading it."""
     limit = settings.max_upload_bytes
@@ -124,16 +111,19 @@ class RecentlySeen:
 
 class Chat:
     def __init__(self, settings: Settings, queue: JobQueue, users: UserStore,
-                 voices: VoiceProfileStore) -> None:
+                 voices: VoiceProfileStore, outbox: Outbox) -> None:
         self.settings = settings
         self.queue = queue
         self.users = users
         self.voices = voices
+        self.outbox = outbox
         self.seen = RecentlySeen()
         self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
         self._rate_lock = Lock()
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
+        """What to answer now. A turn's answer comes later, through the outbox: its Outgoing
+        only says so (`queued`), once the job exists."""
         # Storage and waiting for jobs block; keep the adapter's event loop free.
         return await asyncio.get_running_loop().run_in_executor(None, self._handle, message)
 
@@ -200,19 +190,14 @@ class Chat:
         turn = Turn(
             user_id=message.user_id, platform=message.platform, chat_id=message.chat_id,
             text=message.text, audio=message.audio, audio_mime=message.audio_mime,
-            image=message.image, message_id=message.message_id, want_voice=prefs.voice_replies,
+            image=message.image, message_id=message.message_id, in_group=not message.private,
+            received_at=time.time(), want_voice=prefs.voice_replies,
         )
         # XTTS speaks ~3x slower than real time on a CPU: its turns go to the GPU workers, if any
         # (asked only then: it costs a database read on every message).
         cloned = (bool(self.settings.gpu_queue_name) and prefs.voice_replies
                   and self.voices.status(message.user_key).model_name.startswith("xtts"))
-        result = self._wait(submit_turn(self.queue, turn, gpu=cloned))
-        voice = None
-        if result["reply_audio"]:
-            audio = result["reply_audio"]
-            with open(audio["path"], "rb") as note:
-                voice = VoiceNote(note.read(), audio["duration_s"], base64.b64decode(audio["waveform"]))
-        return [Outgoing(text=result["response"], voice=voice, result=result)]
+        return [Outgoing(queued=submit_turn(self.queue, turn, gpu=cloned).job_id)]
 
     # -- commands -----------------------------------------------------------------------
 

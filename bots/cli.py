@@ -7,8 +7,8 @@ import json
 import logging
 import mimetypes
 import os
-import shutil
 import sys
+import uuid
 from pathlib import Path
 
 from config.settings import Settings
@@ -61,7 +61,7 @@ def _parser() -> argparse.ArgumentParser:
     reply.add_argument("--persona", choices=persona_names())
     reply.add_argument("--no-voice", action="store_true", help="reply with text only")
     reply.add_argument("--wav", action="store_true", help="reply audio as WAV, not an OGG/Opus voice note")
-    reply.add_argument("--out", type=Path, help="directory to copy the reply voice note into")
+    reply.add_argument("--out", type=Path, help="directory to write the reply voice note into")
     reply.add_argument("--json", action="store_true", help="print the result as JSON")
     reply.set_defaults(handler=_reply)
 
@@ -216,6 +216,7 @@ def _read(path: Path | None, what: str) -> bytes | None:
 
 
 def _reply(args: argparse.Namespace, settings: Settings) -> int:
+    from config import wiring
     from workers.queues import RedisQueue, make_queue, submit_turn
 
     turn = Turn(
@@ -228,6 +229,7 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
         image=_read(args.image, "image"),
         persona=args.persona,
         want_voice=not args.no_voice,
+        message_id=uuid.uuid4().hex,
         reply_format="wav" if args.wav else "ogg",
     )
     for data, what in ((turn.audio, "audio"), (turn.image, "image")):
@@ -237,13 +239,17 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
     if isinstance(queue, RedisQueue) and not queue.workers_listening():
         log.warning("no worker is listening on queue %r yet; start one with `heartline worker`",
                     settings.queue_name)
-    result = submit_turn(queue, turn).result(timeout=settings.job_timeout_s + 60)
+    handle = submit_turn(queue, turn)
+    result = handle.result(timeout=settings.job_timeout_s + 60)
+    # The command line is a door like any other: it takes its answer from the outbox.
+    outbox = wiring.outbox(settings)
     if args.out and result["reply_audio"]:
         args.out.mkdir(parents=True, exist_ok=True)
-        suffix = Path(result["reply_audio"]["path"]).suffix
+        suffix = ".wav" if args.wav else ".ogg"
         copy = args.out / f"reply-{result['metadata']['message_id']}{suffix}"
-        shutil.copyfile(result["reply_audio"]["path"], copy)
+        copy.write_bytes(outbox.voice(handle.job_id))
         result["reply_audio"]["path"] = str(copy)
+    outbox.sent(handle.job_id)
     if args.json:
         print(json.dumps(result, ensure_ascii=False, indent=2))
     else:
@@ -264,7 +270,8 @@ def _describe(result: dict) -> str:
     lines.append(f"heartline: {result['response']}")
     if result["reply_audio"]:
         audio = result["reply_audio"]
-        lines.append(f"voice:     {audio['path']} ({audio['duration_s']:.1f} s)")
+        where = audio.get("path", "not kept: --out DIR keeps it")
+        lines.append(f"voice:     {where} ({audio['duration_s']:.1f} s)")
     lines.append(f"took:      {result['metadata']['processing_time']:.1f} s")
     return "\n".join(lines)
 

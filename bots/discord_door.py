@@ -15,12 +15,25 @@ from dataclasses import replace
 import discord
 from discord import app_commands
 
-from bots.chat import UNSUPPORTED, Chat, Incoming, Outgoing, too_large
+from bots.chat import UNSUPPORTED, Chat, Incoming, too_large
+from bots.sender import Fault, Sender
 from config.settings import Settings
+from core.delivery import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 
 READY_TIMEOUT = 60
+
+
+async def send_text_message(client, channel_id: int, text: str, reference=None) -> None:
+    """A message by channel id through discord.py's HTTP layer: after a restart the channel
+    (a DM's above all) may not be in the client's cache."""
+    params = discord.http.handle_message_parameters(
+        content=text[:2000],
+        message_reference=reference.to_message_reference_dict() if reference else discord.utils.MISSING,
+    )
+    with params:
+        await client.http.send_message(channel_id, params=params)
 
 
 async def send_voice_message(client, channel_id: int, ogg: bytes, duration_s: float, waveform: bytes,
@@ -49,6 +62,8 @@ class DiscordDoor:
     def __init__(self, settings: Settings, chat: Chat) -> None:
         self.settings = settings
         self.chat = chat
+        self.sender = Sender("discord", chat.outbox, self.send_delivery, fault,
+                             settings.send_attempts, settings.outbox_keep_s)
 
     async def start(self) -> None:
         s = self.settings
@@ -78,9 +93,11 @@ class DiscordDoor:
             if self._task in done:
                 self._task.result()  # raises the login error
             raise TimeoutError("Discord did not become ready")
+        self.sender.start()
         log.info("Discord connected as %s", client.user)
 
     async def stop(self) -> None:
+        await self.sender.stop()
         await self.client.close()
         await asyncio.gather(self._task, return_exceptions=True)
 
@@ -130,13 +147,24 @@ class DiscordDoor:
         await self._send(message.channel, replies, reference)
 
     async def _send(self, channel, replies: list[Outgoing], reference) -> None:
+        """What the chat layer answers at once; a turn's answer comes through the sender."""
         for reply in replies:
-            # A voice message can carry no text, so the words go first as their own message.
-            if reply.text and (reply.voice is None or self.settings.reply_text != "none"):
+            if reply.queued is None and reply.text:
                 await channel.send(reply.text[:2000], reference=reference)
-            if reply.voice:
-                await send_voice_message(self.client, channel.id, reply.voice.ogg,
-                                         reply.voice.duration_s, reply.voice.waveform, reference)
+
+    async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
+        """The sender's way out: one answer from the outbox."""
+        reply, channel_id = delivery.reply, int(delivery.chat_id)
+        voice = reply.voice if with_voice else None
+        reference = (discord.MessageReference(message_id=int(delivery.reply_to), channel_id=channel_id,
+                                              fail_if_not_exists=False)
+                     if delivery.reply_to else None)
+        # A voice message can carry no text, so the words go first as their own message.
+        if reply.text and (voice is None or self.settings.reply_text != "none"):
+            await send_text_message(self.client, channel_id, reply.text, reference)
+        if voice:
+            await send_voice_message(self.client, channel_id, voice.ogg, voice.duration_s,
+                                     voice.waveform, reference)
 
     # -- slash commands -----------------------------------------------------------------------
 
@@ -170,6 +198,14 @@ class DiscordDoor:
                                       ("train", "done", "cancel", "status", "delete", "on", "off")])
         async def voice(interaction, action: app_commands.Choice[str]) -> None:
             await run(interaction, f"/voice {action.value}")
+
+
+def fault(error: Exception) -> Fault:
+    """discord.py waits out 429s and retries 5xx itself; what reaches us is what that left."""
+    if isinstance(error, discord.HTTPException) and 400 <= error.status < 500:
+        # e.g. no permission to attach files in this channel: the words may still go
+        return Fault(voice_refused=True, permanent=True)
+    return Fault()  # 5xx after discord.py's own retries, timeouts, a network that is away
 
 
 def _simple(run, text: str):

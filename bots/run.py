@@ -9,6 +9,7 @@ from typing import Protocol
 from bots.chat import Chat
 from config.settings import Settings
 from config.wiring import open_storage
+from storage.outbox import Outbox
 from storage.users import UserStore
 from storage.voices import VoiceProfileStore
 from workers.queues import EmbeddedQueue, make_queue
@@ -26,7 +27,7 @@ def make_chat(settings: Settings) -> Chat:
     if isinstance(queue, EmbeddedQueue):
         queue.warm_up()  # load the models now, so the first message does not wait for them
     return Chat(settings, queue, UserStore(storage.sessions, storage.blobs),
-                VoiceProfileStore(storage.sessions, storage.blobs))
+                VoiceProfileStore(storage.sessions, storage.blobs), Outbox(storage.sessions))
 
 
 def doors_for(settings: Settings, chat: Chat) -> list[Door]:

@@ -13,8 +13,10 @@ import uuid
 from dataclasses import dataclass, replace
 from typing import Any
 
-from bots.chat import UNSUPPORTED, Chat, Incoming, Outgoing, too_large
+from bots.chat import UNSUPPORTED, Chat, Incoming, too_large
+from bots.sender import Fault, Sender, backoff
 from config.settings import Settings
+from core.delivery import Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -30,6 +32,9 @@ COMMANDS = [
 CAPTION_LIMIT = 1024  # Telegram's limit for a caption, in characters
 CHAT_ACTION_EVERY = 4.5  # seconds; Telegram shows an action for about 5 s
 SEND_ATTEMPTS = 3
+DOWNLOAD_ATTEMPTS = 3
+POLL_TIMEOUT_S = 30
+NOT_FETCHED = "I couldn't fetch your file from Telegram. Please send it again."
 
 
 @dataclass(frozen=True)
@@ -87,8 +92,26 @@ class TelegramDoor:
         self.chat = chat
         self.bot_id = 0
         self.bot_username = ""
+        self._offset: int | None = None
+        self._runner = None
+        self.sender = Sender("telegram", chat.outbox, self.send_delivery, self.fault,
+                             settings.send_attempts, settings.outbox_keep_s)
 
     # What each library provides.
+    async def connect(self) -> tuple[int, str]:
+        """Log in; the bot's id and username."""
+
+    async def close(self) -> None: ...
+
+    async def get_updates(self, offset: int | None, timeout: int) -> list[tuple[int, Any]]:
+        """(update_id, message or None) for updates after `offset`, waiting up to `timeout` s."""
+
+    def parse_update(self, data: dict) -> Any:
+        """The message in a webhook's JSON update, or None."""
+
+    async def set_webhook(self, url: str | None, secret: str | None) -> None:
+        """Register the webhook, or (url None) delete it so that polling works."""
+
     async def download(self, file_id: str) -> bytes: ...
 
     async def send_voice(self, chat_id: str, ogg: bytes, duration: int, caption: str | None,
@@ -98,8 +121,84 @@ class TelegramDoor:
 
     async def chat_action(self, chat_id: str, action: str) -> None: ...
 
-    def retry_after(self, error: Exception) -> float | None:
-        """Seconds to wait if `error` is the library's 429 (RetryAfter), else None."""
+    def fault(self, error: Exception) -> Fault:
+        """What the library's exception means for sending again."""
+
+    async def start(self) -> None:
+        self.bot_id, self.bot_username = await self.connect()
+        s = self.settings
+        if s.telegram_webhook_url:
+            await self._start_webhook()
+        else:
+            # A webhook left set makes getUpdates answer 409 forever.
+            await self.set_webhook(None, None)
+            self._polling = asyncio.create_task(self._poll(), name="heartline-telegram-poll")
+        self.sender.start()
+        log.info("Telegram (%s) connected as @%s", s.telegram_library, self.bot_username)
+
+    async def stop(self) -> None:
+        if self._runner:
+            await self._runner.cleanup()
+        else:
+            self._polling.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._polling
+            if self._offset is not None:  # confirm what was handled, so a restart skips it
+                with contextlib.suppress(Exception):
+                    await self.get_updates(self._offset, 0)
+        await self.sender.stop()
+        await self.close()
+
+    async def _poll(self) -> None:
+        """Long polling that confirms a batch of updates only after each message in it is
+        handled (its job exists): a bot killed mid-batch gets the batch again on restart, and
+        the job id makes a redelivered message one job. The libraries' own pollers confirm an
+        update as soon as the next poll starts, which can lose it."""
+        self._offset, failures = None, 0
+        while True:
+            try:
+                updates = await self.get_updates(self._offset, POLL_TIMEOUT_S)
+            except asyncio.CancelledError:
+                raise
+            except Exception as error:
+                failures += 1
+                delay = self.fault(error).retry_after or backoff(failures)
+                log.warning("getUpdates failed (%s); polling again in %.1f s", type(error).__name__, delay)
+                await asyncio.sleep(delay)
+                continue
+            failures = 0
+            await asyncio.gather(*(self.on_message(message) for _, message in updates if message))
+            if updates:
+                self._offset = updates[-1][0] + 1
+
+    async def _start_webhook(self) -> None:
+        """Answer Telegram's POST only once the message is handled: a 200 before the job exists
+        would tell Telegram to forget a message we may lose."""
+        from urllib.parse import urlparse
+
+        from aiohttp import web
+
+        s = self.settings
+        secret = s.telegram_webhook_secret.get_secret_value() if s.telegram_webhook_secret else None
+
+        async def receive(request: web.Request) -> web.Response:
+            if secret and request.headers.get("X-Telegram-Bot-Api-Secret-Token") != secret:
+                return web.Response(status=403)
+            try:
+                message = self.parse_update(await request.json())
+            except Exception:
+                log.warning("ignored a webhook update that does not parse")
+                return web.Response()
+            if message is not None:
+                await self.on_message(message)
+            return web.Response()
+
+        app = web.Application()
+        app.router.add_post(urlparse(s.telegram_webhook_url).path or "/", receive)
+        self._runner = web.AppRunner(app)
+        await self._runner.setup()
+        await web.TCPSite(self._runner, s.telegram_webhook_host, s.telegram_webhook_port).start()
+        await self.set_webhook(s.telegram_webhook_url, secret)
 
     async def on_message(self, message: Any) -> None:
         try:
@@ -126,32 +225,60 @@ class TelegramDoor:
             return
         async with self._showing("record_voice", incoming.chat_id):
             if file is not None:
-                data = await self.download(file.file_id)
+                data = await self._download(file.file_id)
+                if data is None:
+                    await self._send(incoming.chat_id, [Outgoing(text=NOT_FETCHED)], reply_to)
+                    return
                 incoming = (replace(incoming, audio=data, audio_mime=file.mime) if file.kind == "audio"
                             else replace(incoming, image=data))
             replies = await self.chat.handle(incoming)
         await self._send(incoming.chat_id, replies, reply_to)
 
+    async def _download(self, file_id: str) -> bytes | None:
+        """The file's bytes, retrying Telegram's faults; None once it cannot be had."""
+        for attempt in range(1, DOWNLOAD_ATTEMPTS + 1):
+            try:
+                return await self.download(file_id)
+            except Exception as error:
+                fault = self.fault(error)
+                if fault.permanent or attempt == DOWNLOAD_ATTEMPTS:
+                    log.warning("could not download a Telegram file: %s", type(error).__name__)
+                    return None
+                await asyncio.sleep(fault.retry_after or backoff(attempt))
+        return None
+
+    async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
+        """The sender's way out: one answer from the outbox."""
+        reply = delivery.reply if with_voice else replace(delivery.reply, voice=None)
+        reply_to = int(delivery.reply_to) if delivery.reply_to else None
+        await self._send_one(delivery.chat_id, reply, reply_to)
+
     async def _send(self, chat_id: str, replies: list[Outgoing], reply_to: int | None) -> None:
+        """What the chat layer answers at once (commands, refusals); a turn's answer is queued
+        and comes through the sender."""
         for reply in replies:
-            text = reply.text or ""
-            if reply.voice is None:
-                await self._retrying(lambda: self.send_text(chat_id, text, reply_to))
-                continue
-            mode = self.settings.reply_text
-            caption = text if mode == "caption" and len(text) <= CAPTION_LIMIT else None
-            duration = max(1, round(reply.voice.duration_s))
-            await self._retrying(
-                lambda: self.send_voice(chat_id, reply.voice.ogg, duration, caption, reply_to))
-            if text and caption is None and mode != "none":
-                await self._retrying(lambda: self.send_text(chat_id, text, reply_to))
+            if reply.queued is None:
+                await self._retrying(lambda: self._send_one(chat_id, reply, reply_to))
+
+    async def _send_one(self, chat_id: str, reply: Outgoing, reply_to: int | None) -> None:
+        text = reply.text or ""
+        if reply.voice is None:
+            if text:
+                await self.send_text(chat_id, text, reply_to)
+            return
+        mode = self.settings.reply_text
+        caption = text if mode == "caption" and len(text) <= CAPTION_LIMIT else None
+        duration = max(1, round(reply.voice.duration_s))
+        await self.send_voice(chat_id, reply.voice.ogg, duration, caption, reply_to)
+        if text and caption is None and mode != "none":
+            await self.send_text(chat_id, text, reply_to)
 
     async def _retrying(self, send) -> None:
         for attempt in range(SEND_ATTEMPTS):
             try:
                 return await send()
             except Exception as error:
-                delay = self.retry_after(error)
+                delay = self.fault(error).retry_after
                 if delay is None or attempt == SEND_ATTEMPTS - 1:
                     raise
                 log.warning("Telegram asked us to wait %.1f s before sending", delay)

@@ -2,17 +2,13 @@
 
 from __future__ import annotations
 
-import asyncio
-import logging
-
+from bots.sender import Fault
 from bots.telegram import COMMANDS, TelegramDoor
-
-log = logging.getLogger(__name__)
 
 
 class AiogramTelegram(TelegramDoor):
-    async def start(self) -> None:
-        from aiogram import Bot, Dispatcher, Router
+    async def connect(self) -> tuple[int, str]:
+        from aiogram import Bot
         from aiogram.client.session.aiohttp import AiohttpSession
         from aiogram.client.telegram import TelegramAPIServer
         from aiogram.types import BotCommand
@@ -21,47 +17,29 @@ class AiogramTelegram(TelegramDoor):
         session = (AiohttpSession(api=TelegramAPIServer.from_base(s.telegram_api_url))
                    if s.telegram_api_url else None)
         self.bot = Bot(s.telegram_bot_token.get_secret_value(), session=session)
-        router = Router()
-        router.message()(self.on_message)
-        self.dispatcher = Dispatcher()
-        self.dispatcher.include_router(router)
         me = await self.bot.get_me()
-        self.bot_id, self.bot_username = me.id, me.username
         await self.bot.set_my_commands([BotCommand(command=c, description=d) for c, d in COMMANDS])
-        self._runner = None
-        if s.telegram_webhook_url:
-            await self._start_webhook()
-        else:
-            # aiogram never deletes a webhook itself, and while one is set polling gets 409 forever.
-            await self.bot.delete_webhook()
-            self._polling = asyncio.create_task(self.dispatcher.start_polling(
-                self.bot, handle_signals=False, close_bot_session=False, allowed_updates=["message"]))
-        log.info("Telegram (aiogram) connected as @%s", self.bot_username)
+        return me.id, me.username
 
-    async def _start_webhook(self) -> None:
-        from urllib.parse import urlparse
-
-        from aiogram.webhook.aiohttp_server import SimpleRequestHandler
-        from aiohttp import web
-
-        s = self.settings
-        secret = s.telegram_webhook_secret.get_secret_value() if s.telegram_webhook_secret else None
-        app = web.Application()
-        SimpleRequestHandler(self.dispatcher, self.bot, secret_token=secret).register(
-            app, path=urlparse(s.telegram_webhook_url).path or "/")
-        self._runner = web.AppRunner(app)
-        await self._runner.setup()
-        await web.TCPSite(self._runner, s.telegram_webhook_host, s.telegram_webhook_port).start()
-        await self.bot.set_webhook(s.telegram_webhook_url, secret_token=secret,
-                                   allowed_updates=["message"])
-
-    async def stop(self) -> None:
-        if self._runner:
-            await self._runner.cleanup()
-        else:
-            await self.dispatcher.stop_polling()
-            await self._polling
+    async def close(self) -> None:
         await self.bot.session.close()
+
+    async def get_updates(self, offset, timeout):
+        # The request must outlive the long poll it carries.
+        updates = await self.bot.get_updates(offset=offset, timeout=timeout,
+                                             allowed_updates=["message"], request_timeout=timeout + 10)
+        return [(update.update_id, update.message) for update in updates]
+
+    def parse_update(self, data):
+        from aiogram.types import Update
+
+        return Update.model_validate(data, context={"bot": self.bot}).message
+
+    async def set_webhook(self, url, secret) -> None:
+        if url is None:
+            await self.bot.delete_webhook()
+        else:
+            await self.bot.set_webhook(url, secret_token=secret, allowed_updates=["message"])
 
     async def download(self, file_id: str) -> bytes:
         file = await self.bot.get_file(file_id)
@@ -79,10 +57,23 @@ class AiogramTelegram(TelegramDoor):
     async def chat_action(self, chat_id, action) -> None:
         await self.bot.send_chat_action(chat_id, action)
 
-    def retry_after(self, error: Exception) -> float | None:
-        from aiogram.exceptions import TelegramRetryAfter
+    def fault(self, error: Exception) -> Fault:
+        from aiogram.exceptions import (
+            TelegramBadRequest,
+            TelegramForbiddenError,
+            TelegramNotFound,
+            TelegramRetryAfter,
+            TelegramUnauthorizedError,
+        )
 
-        return float(error.retry_after) if isinstance(error, TelegramRetryAfter) else None
+        if isinstance(error, TelegramRetryAfter):
+            return Fault(retry_after=float(error.retry_after))
+        if isinstance(error, TelegramBadRequest):
+            # e.g. VOICE_MESSAGES_FORBIDDEN (the user's privacy settings): words may still go
+            return Fault(voice_refused=True, permanent=True)
+        if isinstance(error, (TelegramForbiddenError, TelegramNotFound, TelegramUnauthorizedError)):
+            return Fault(permanent=True)
+        return Fault()  # timeouts, 5xx, a network that is away: worth another try
 
 
 def _reply(message_id: int | None):

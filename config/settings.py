@@ -44,6 +44,12 @@ class Settings(BaseSettings):
     job_retries: int = 2
     job_retry_intervals_s: list[int] = [5, 30]
     result_ttl_s: int = 3600
+    # A message that waited longer than this for a worker is answered "please send it again"
+    # instead: the user has moved on, and a backlog must not keep working for stale questions.
+    answer_within_s: int = 900
+    # Sent answers stay this long in the outbox (a redelivered message finds its answer there).
+    outbox_keep_s: int = 86400
+    send_attempts: int = 5
 
     web_host: str = "127.0.0.1"
     web_port: int = 8080

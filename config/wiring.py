@@ -7,9 +7,12 @@ and per data dir.
 
 from __future__ import annotations
 
+import fcntl
 import logging
 import os
 import threading
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
@@ -35,6 +38,7 @@ from models.audio import PyAvCodec
 from models.rule_replies import RuleBasedReplies
 from storage.blobs import AudioBlobs
 from storage.db import make_engine, migrate, session_factory
+from storage.outbox import Outbox
 from storage.turns import SqlHistory, SqlTurnStore
 from storage.voices import VoiceProfileStore
 
@@ -305,12 +309,27 @@ def _storage(url: str, audio_dir: Path) -> Storage:
     return Storage(session_factory(engine), AudioBlobs(audio_dir))
 
 
+@contextmanager
+def _first_run_lock(models_dir: Path) -> Iterator[None]:
+    """Processes loading models take turns: on a new machine the first one builds the caches
+    (the text-emotion head, the converted reply model), the others then load them. Unserialised,
+    two workers started together wrote the same cache files and one of them died."""
+    models_dir.mkdir(parents=True, exist_ok=True)
+    with open(models_dir / ".loading.lock", "a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
+        yield
+
+
+def outbox(settings: Settings) -> Outbox:
+    return Outbox(open_storage(settings).sessions)
+
+
 def build_pipeline(settings: Settings) -> Pipeline:
     offline_environment(settings)
     storage = open_storage(settings)
     sessions = storage.sessions
     s = settings
-    with _loading:
+    with _loading, _first_run_lock(settings.models_dir):
         log.info("loading models on %s", s.device)
         stages = Stages(
             codec=PyAvCodec(),
@@ -323,7 +342,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             fallback=RuleBasedReplies(),
             toxicity=toxicity_checker(s),
             synthesizer=synthesizer(s),
-            store=SqlTurnStore(sessions, storage.blobs),
+            store=SqlTurnStore(sessions),
             voices=VoiceProfileStore(sessions, storage.blobs),
             languages=language_identifier(s),
             judge=ReplyJudge(text_emotion_reader(s), sentence_encoder(s), language_identifier(s)),

@@ -343,14 +343,13 @@ class Pipeline:
                 models["tts"] = synthesizer.engine_for(voice)
                 pcm = synthesizer.synthesize(spoken, style, voice)
                 audio = codec.encode_wav(pcm) if wav else codec.encode_voice_note(pcm)
-                path = self.stages.store.save_reply_audio(turn, audio, ".wav" if wav else ".ogg")
         except Exception:
             # The words still reach the user; a missing voice note must not lose the reply.
             log.exception("speech synthesis failed; replying with text only")
             clock.skip("synthesize_voice", "synthesis failed; text reply only")
             return None
         return ReplyAudio(
-            path=path,
+            data=audio,
             mime_type="audio/wav" if wav else "audio/ogg",
             duration_s=round(pcm.duration_s, 3),
             waveform=base64.b64encode(codec.waveform(pcm)).decode(),

@@ -135,8 +135,5 @@ class UserState:
 class TurnStore(Protocol):
     def user_state(self, turn: Turn) -> UserState: ...
 
-    def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
-        """Keep the reply audio file; returns its path."""
-
     def save_turn(self, turn: Turn, result: dict) -> int:
         """Persist the turn and its result; returns the message id."""

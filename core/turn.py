@@ -25,6 +25,8 @@ class Turn:
     image: bytes | None = field(default=None, repr=False)
     persona: str | None = None
     message_id: str | None = None
+    in_group: bool = False  # in a group chat the answer quotes the message it answers
+    received_at: float | None = None  # unix time the door took it; a stale job says so
     want_voice: bool = True
     reply_format: str = "ogg"  # "ogg" (a voice note) or "wav"
 
@@ -137,7 +139,7 @@ class VoiceStyle:
 
 @dataclass
 class ReplyAudio:
-    path: str
+    data: bytes = field(repr=False)  # the encoded audio; left out of to_dict(), which is JSON
     mime_type: str
     duration_s: float
     waveform: str = ""  # base64 of up to 256 loudness bytes, as Discord voice messages carry
@@ -193,4 +195,7 @@ class TurnResult:
     metadata: Metadata
 
     def to_dict(self) -> dict[str, Any]:
-        return asdict(self)
+        result = asdict(self)
+        if result["reply_audio"]:
+            del result["reply_audio"]["data"]
+        return result

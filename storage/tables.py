@@ -7,9 +7,12 @@ from datetime import datetime, timezone
 from sqlalchemy import (
     JSON,
     Boolean,
+    Integer,
+    LargeBinary,
     DateTime,
     Float,
     ForeignKey,
+    Index,
     String,
     Text,
     UniqueConstraint,
@@ -66,7 +69,6 @@ class Message(Base):
     has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
     has_image: Mapped[bool] = mapped_column(Boolean, default=False)
     response: Mapped[str] = mapped_column(Text, default="")
-    reply_audio_path: Mapped[str | None] = mapped_column(String(512))
     emotion: Mapped[str] = mapped_column(String(32), default="neutral")
     emotion_confidence: Mapped[float] = mapped_column(Float, default=0.0)
     emotion_analysis: Mapped[dict] = mapped_column(JSON, default=dict)
@@ -106,3 +108,36 @@ class ModerationEvent(Base):
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class OutboxEntry(Base):
+    """A finished answer waiting to be sent: written once by a worker, sent by a door.
+
+    The voice note travels in the row itself (no shared disk); it is dropped once sent.
+    """
+
+    __tablename__ = "outbox"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    key: Mapped[str] = mapped_column(String(64), unique=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    user_key: Mapped[str] = mapped_column(String(192), index=True)
+    reply_to: Mapped[str | None] = mapped_column(String(128))
+    text: Mapped[str | None] = mapped_column(Text)
+    voice: Mapped[bytes | None] = mapped_column(LargeBinary)
+    voice_duration_s: Mapped[float | None] = mapped_column(Float)
+    voice_waveform: Mapped[bytes | None] = mapped_column(LargeBinary)
+    result: Mapped[dict | None] = mapped_column(JSON)
+    problem: Mapped[str | None] = mapped_column(String(16))
+    # pending -> sent, or failed after the last attempt.
+    status: Mapped[str] = mapped_column(String(16), default="pending")
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    # A sender that claimed the row owns it until `claimed_until`; then anyone may take it.
+    claimed_by: Mapped[str | None] = mapped_column(String(64))
+    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+    __table_args__ = (Index("outbox_due", "platform", "status", "not_before"),)

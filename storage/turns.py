@@ -11,7 +11,6 @@ from sqlalchemy.orm import Session, sessionmaker
 from core.mood import BotMood
 from core.stages import UserState
 from core.turn import Memory, Turn
-from storage.blobs import AudioBlobs
 from storage.tables import Message, ModerationEvent, User
 
 log = logging.getLogger(__name__)
@@ -39,9 +38,8 @@ def get_or_create_user(session: Session, platform: str, platform_user_id: str) -
 
 
 class SqlTurnStore:
-    def __init__(self, sessions: sessionmaker[Session], blobs: AudioBlobs) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.blobs = blobs
 
     def user_state(self, turn: Turn) -> UserState:
         with self.sessions() as session:
@@ -58,9 +56,6 @@ class SqlTurnStore:
                 at = datetime.fromisoformat(user.bot_mood["at"])
                 hours = (datetime.now(timezone.utc) - at).total_seconds() / 3600
             return UserState(user.persona, user.custom_persona, mood, hours, list(reversed(recent)))
-
-    def save_reply_audio(self, turn: Turn, audio: bytes, suffix: str) -> str:
-        return str(self.blobs.save(turn.user_key, audio, suffix))
 
     def save_turn(self, turn: Turn, result: dict) -> int:
         user_input, emotions = result["user_input"], result["emotion_analysis"]
@@ -85,7 +80,6 @@ class SqlTurnStore:
                 has_audio=user_input["has_audio"],
                 has_image=user_input["has_image"],
                 response=result["response"],
-                reply_audio_path=(result["reply_audio"] or {}).get("path"),
                 emotion=emotions["fused_emotion"]["primary_emotion"],
                 emotion_confidence=emotions["fused_emotion"]["confidence"],
                 emotion_analysis=emotions,
@@ -98,7 +92,6 @@ class SqlTurnStore:
                 session.add(ModerationEvent(user_id=user.id, message_id=message.id, kind="flagged_input",
                                             reasons=result["safety"]["input_flags"]))
             return message.id
-
 
     def _stored_id(self, turn: Turn) -> int | None:
         with self.sessions() as session:

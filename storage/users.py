@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session, sessionmaker
 
 from core.mood import BotMood
 from storage.blobs import AudioBlobs
-from storage.tables import Message, User
+from storage.tables import Message, OutboxEntry, User
 from storage.turns import get_or_create_user, split_user_key
 
 PENDING_CLIPS = "voice-pending"
@@ -83,12 +83,14 @@ class UserStore:
         return [(emotion, confidence) for emotion, confidence in reversed(rows)]
 
     def forget(self, user_key: str) -> None:
-        """Delete the user's conversation: messages, reply audio and Heartline's mood with them.
+        """Delete the user's conversation: messages, reply voice notes not yet dropped from the
+        outbox, and Heartline's mood with them.
         Their voice stays."""
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions.begin() as session:
             user_ids = select(User.id).where(
                 User.platform == platform, User.platform_user_id == platform_user_id)
             session.execute(delete(Message).where(Message.user_id.in_(user_ids)))
+            session.execute(delete(OutboxEntry).where(OutboxEntry.user_key == user_key))
             session.execute(update(User).where(User.id.in_(user_ids)).values(bot_mood=None))
         self.blobs.delete_except(user_key, keep=(VOICE_CLIPS,))

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import time
 
 import pytest
 
@@ -30,7 +31,19 @@ def msg(user="u1", **fields) -> Incoming:
 
 
 def ask(chat: Chat, message: Incoming) -> list:
-    return asyncio.run(chat.handle(message))
+    """What the user gets back: answers at once, and a turn's answer from the outbox, as a
+    door's sender takes it."""
+    return [answer(chat, reply.queued) if reply.queued else reply
+            for reply in asyncio.run(chat.handle(message))]
+
+
+def answer(chat: Chat, key: str, timeout: float = 120):
+    deadline = time.monotonic() + timeout
+    while (delivery := chat.outbox.get(key)) is None:
+        assert time.monotonic() < deadline, "no answer in the outbox"
+        time.sleep(0.05)
+    chat.outbox.sent(key)
+    return delivery.reply
 
 
 def test_a_text_message_gets_a_voice_reply_with_its_words(chat):

@@ -120,9 +120,6 @@ class Store:
         return UserState(mood=BotMood(mood["warmth"], mood["energy"]), recent_emotions=[
             r["emotion_analysis"]["fused_emotion"]["primary_emotion"] for r in self.saved])
 
-    def save_reply_audio(self, turn, audio, suffix):
-        return "/tmp/reply" + suffix
-
     def save_turn(self, turn, result):
         self.saved.append(result)
         return len(self.saved)
@@ -154,8 +151,8 @@ def test_text_turn_skips_the_audio_stages_and_says_why():
         result["metadata"]["stage_times"])
     assert result["response"] == "How lovely!"
     assert result["safety"]["action"] == "pass"
-    assert result["reply_audio"] == {"path": "/tmp/reply.ogg", "mime_type": "audio/ogg",
-                                     "duration_s": 0.5, "waveform": "AID/"}
+    # The voice note's bytes travel with the result, not in its JSON form.
+    assert result["reply_audio"] == {"mime_type": "audio/ogg", "duration_s": 0.5, "waveform": "AID/"}
     assert pipeline.stages.store.saved[0]["response"] == "How lovely!"
     assert pipeline.stages.memory.kept == ["Good day!"]
 
@@ -242,9 +239,10 @@ def test_a_broken_optional_reader_costs_its_reading_not_the_reply():
     assert result.response == "How lovely!"
 
 
-def test_wav_on_request():
+def test_a_voice_note_unless_wav_is_asked_for():
+    assert make().run(Turn(user_id="u1", text="hi")).reply_audio.data == b"OggS"
     result = make().run(Turn(user_id="u1", text="hi", reply_format="wav"))
-    assert (result.reply_audio.path, result.reply_audio.mime_type) == ("/tmp/reply.wav", "audio/wav")
+    assert (result.reply_audio.data, result.reply_audio.mime_type) == (b"RIFF", "audio/wav")
 
 
 def test_the_voice_reads_a_speakable_version_of_the_reply():

@@ -9,6 +9,7 @@ import pytest
 from config.settings import Settings
 from core.errors import InputError
 from core.turn import Turn
+from workers import jobs
 from workers.queues import EmbeddedQueue, JobFailed, RedisQueue, submit_turn
 
 RESULT_KEYS = {"user_input", "emotion_analysis", "response", "reply_audio", "safety", "metadata"}
@@ -77,13 +78,19 @@ def test_a_failed_job_is_retried_and_the_turn_kept_once(rq_queue, pipeline, monk
     assert result["metadata"]["message_id"]
 
 
-def test_a_job_that_keeps_failing_ends_failed(rq_queue, pipeline, monkeypatch):
+@pytest.mark.parametrize("kind", ["rq", "embedded"])
+def test_a_job_that_keeps_failing_ends_failed_and_says_so(kind, rq_queue, pipeline, monkeypatch):
     monkeypatch.setattr(pipeline.stages, "store", FlakyStore(pipeline.stages.store, failures=99))
-    handle = submit_turn(rq_queue, text_turn())
-    work(rq_queue)
+    queue = rq_queue if kind == "rq" else EmbeddedQueue(retries=2)
+    handle = submit_turn(queue, text_turn(platform="telegram", chat_id="8", message_id=uuid.uuid4().hex))
+    if kind == "rq":
+        work(rq_queue)
     with pytest.raises(JobFailed):
-        handle.result(timeout=10)
+        handle.result(timeout=60)
     assert pipeline.stages.store.calls == 3  # the first try and two retries
+    # The user is told, once, rather than left waiting: the answer waits in the outbox.
+    answer = jobs.current_outbox().get(handle.job_id)
+    assert answer.reply.problem == "internal" and "error id" in answer.reply.text
 
 
 def test_bad_input_is_answered_not_retried(rq_queue, pipeline):

@@ -11,10 +11,12 @@ from alembic.migration import MigrationContext
 from sqlalchemy import inspect, select
 from sqlalchemy.exc import IntegrityError
 
+from core.delivery import Delivery, Outgoing, VoiceNote
+from core.mood import BotMood
 from core.turn import Turn
 from storage.blobs import AudioBlobs
-from core.mood import BotMood
 from storage.db import make_engine, migrate, session_factory
+from storage.outbox import Outbox
 from storage.tables import Base, Message, ModerationEvent, User
 from storage.turns import SqlHistory, SqlTurnStore
 
@@ -90,7 +92,7 @@ def test_migrations_create_exactly_the_models_schema(engine):
 
 def test_turns_are_kept_per_platform_identity_and_recalled_in_order(engine, tmp_path):
     sessions = session_factory(engine)
-    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
+    store = SqlTurnStore(sessions)
     for i in range(3):
         store.save_turn(Turn(user_id="42", platform="telegram", chat_id="c"), result(f"t{i}", f"r{i}"))
     store.save_turn(Turn(user_id="42", platform="discord"), result("other platform", "x"))
@@ -104,7 +106,7 @@ def test_turns_are_kept_per_platform_identity_and_recalled_in_order(engine, tmp_
 
 def test_one_platform_message_is_stored_once(engine, tmp_path):
     sessions = session_factory(engine)
-    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
+    store = SqlTurnStore(sessions)
     turn = Turn(user_id="7", platform="telegram", chat_id="c", message_id="1001")
     first = store.save_turn(turn, result())
     assert store.save_turn(turn, result("again")) == first
@@ -117,7 +119,7 @@ def test_one_platform_message_is_stored_once(engine, tmp_path):
 
 def test_flagged_input_opens_a_moderation_event_and_deleting_a_user_removes_everything(engine, tmp_path):
     sessions = session_factory(engine)
-    store = SqlTurnStore(sessions, AudioBlobs(tmp_path / "audio"))
+    store = SqlTurnStore(sessions)
     message_id = store.save_turn(Turn(user_id="9"), result(action="flagged_input", flags=["threat"]))
     with sessions.begin() as session:
         event = session.scalar(select(ModerationEvent))
@@ -170,7 +172,7 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     from storage.voices import VoiceProfileStore
 
     sessions, blobs = session_factory(engine), AudioBlobs(tmp_path / "audio")
-    users, turns = UserStore(sessions, blobs), SqlTurnStore(sessions, blobs)
+    users, turns = UserStore(sessions, blobs), SqlTurnStore(sessions)
     key = "discord:77"
     assert users.prefs(key).voice_replies and users.prefs(key).persona is None
     users.update(key, persona="tutor", voice_replies=False)
@@ -189,7 +191,8 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     VoiceProfileStore(sessions, blobs).save(key, [b"RIFFv"], ["mine"], "m", None, None,
                                             datetime.now(timezone.utc))
     turn = Turn(user_id="77", platform="discord")
-    audio = turns.save_reply_audio(turn, b"OggS", ".ogg")
+    outbox = Outbox(sessions)
+    outbox.put(Delivery("msg-1", "discord", "c", key, Outgoing("sorry", VoiceNote(b"OggS", 1.0, b""))))
     with_mood = result("sad", "sorry")
     with_mood["metadata"]["bot_mood"] = {"warmth": 0.9, "energy": 0.3, "words": "tender and quiet"}
     turns.save_turn(turn, with_mood)
@@ -198,7 +201,85 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     assert (state.mood, state.recent_emotions) == (BotMood(0.9, 0.3), ["joy"])
     assert 0 <= state.hours_since_mood < 0.1
     users.forget(key)
-    assert users.recent_emotions(key, 5) == [] and not Path(audio).exists()
+    assert users.recent_emotions(key, 5) == [] and outbox.get("msg-1") is None
     assert users.bot_mood(key) is None and turns.user_state(turn).mood is None
     assert VoiceProfileStore(sessions, blobs).load(key) is not None  # the voice stays
     assert users.prefs(key).persona == "tutor"
+
+
+def _answer(key: str, voice: bool = True) -> Delivery:
+    note = VoiceNote(b"OggS" + key.encode(), 2.5, bytes(range(8))) if voice else None
+    return Delivery(key, "telegram", "42", "telegram:7", Outgoing(f"answer {key}", note), reply_to="9")
+
+
+def test_an_answer_is_written_once_and_sent_once(engine):
+    sessions = session_factory(engine)
+    worker, sender = Outbox(sessions), Outbox(sessions, owner="bot-1")
+    assert worker.put(_answer("msg-a"))
+    assert not worker.put(Delivery("msg-a", "telegram", "42", "telegram:7", Outgoing("a second answer")))
+    [claimed] = sender.claim("telegram")
+    assert claimed.reply.text == "answer msg-a" and claimed.reply_to == "9"
+    assert claimed.reply.voice == VoiceNote(b"OggSmsg-a", 2.5, bytes(range(8)))
+    assert sender.claim("telegram") == [] and Outbox(sessions).claim("telegram") == []  # leased
+    assert sender.claim("discord") == []
+    sender.sent("msg-a")
+    assert sender.voice("msg-a") is None  # the voice note is not kept once delivered
+    assert sender.pending() == 0
+
+
+def test_two_senders_never_claim_the_same_answer(engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    sessions = session_factory(engine)
+    for n in range(40):
+        Outbox(sessions).put(_answer(f"msg-{n}", voice=False))
+    senders = [Outbox(sessions, owner=f"bot-{n}") for n in range(2)]
+
+    def drain(outbox: Outbox) -> list[str]:
+        keys = []
+        while batch := outbox.claim("telegram", limit=3):
+            keys += [d.key for d in batch]
+            for delivery in batch:
+                outbox.sent(delivery.key)
+        return keys
+
+    with ThreadPoolExecutor(2) as pool:
+        first, second = pool.map(drain, senders)
+    assert sorted(first + second) == sorted(f"msg-{n}" for n in range(40))
+    assert not set(first) & set(second)
+
+
+def test_a_failed_send_waits_its_turn_and_a_dead_senders_lease_runs_out(engine, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    import storage.outbox
+
+    sessions = session_factory(engine)
+    outbox = Outbox(sessions)
+    outbox.put(_answer("msg-r"))
+    [first] = outbox.claim("telegram")
+    outbox.retry_later("msg-r", delay_s=30)
+    assert outbox.claim("telegram") == []  # not before 30 s
+    later = datetime.now(timezone.utc) + timedelta(seconds=31)
+    monkeypatch.setattr(storage.outbox, "_now", lambda: later)
+    [again] = outbox.claim("telegram")
+    assert (first.attempts, again.attempts) == (0, 1)
+
+    # Claimed and never marked sent (the bot was killed): free again once the lease runs out.
+    monkeypatch.setattr(storage.outbox, "_now", lambda: later + timedelta(seconds=storage.outbox.LEASE_S + 1))
+    assert [d.key for d in Outbox(sessions, owner="restarted").claim("telegram")] == ["msg-r"]
+
+
+def test_finished_answers_are_purged_and_pending_ones_kept(engine, monkeypatch):
+    from datetime import datetime, timedelta, timezone
+
+    import storage.outbox
+
+    outbox = Outbox(session_factory(engine))
+    outbox.put(_answer("msg-old"))
+    outbox.put(_answer("msg-waiting"))
+    outbox.sent("msg-old")
+    tomorrow = datetime.now(timezone.utc) + timedelta(days=1, seconds=1)
+    monkeypatch.setattr(storage.outbox, "_now", lambda: tomorrow)
+    assert outbox.purge(86400) == 1
+    assert outbox.get("msg-old") is None and outbox.get("msg-waiting") is not None

@@ -150,3 +150,50 @@ def test_heartline_run_answers_a_voice_note_on_telegram(queue, user, say, tmp_pa
                 worker.wait(60)
     assert fake.token not in log  # the token is in every Bot API URL: it must never reach the log
     assert "how are you" not in log.lower()
+
+
+def test_a_voice_note_the_user_refuses_arrives_as_words_and_5xx_are_retried(telegram, user):
+    telegram.fail_next("sendVoice", error_code=400, description="Bad Request: VOICE_MESSAGES_FORBIDDEN")
+    telegram.send_text(user, "I finally finished my thesis today!")
+    [words] = telegram.wait_for("sendMessage", timeout=180, ok=True)
+    assert words.params["text"] and not telegram.sent("sendVoice", ok=True)
+
+    telegram.fail_next("sendVoice", error_code=502, times=2)
+    telegram.send_text(user, "And my friends are taking me out to celebrate.")
+    telegram.wait_for("sendVoice", timeout=180, ok=True)
+    assert len(telegram.sent("sendVoice", ok=False)) == 3  # the refused one, then two 502s
+
+
+@pytest.mark.parametrize("library", ["ptb", "aiogram"])
+def test_a_webhook_update_is_answered_and_confirmed_only_once_handled(library, settings, pipeline, user):
+    import socket
+
+    import requests
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    with FakeTelegram() as fake:
+        door_settings = settings.model_copy(update={
+            "telegram_bot_token": SecretStr(fake.token), "telegram_api_url": fake.api_url,
+            "telegram_library": library, "telegram_webhook_url": "https://heartline.example:8443/hook",
+            "telegram_webhook_secret": SecretStr("s3cret"), "telegram_webhook_host": "127.0.0.1",
+            "telegram_webhook_port": port, "allowed_users": [], "max_messages_per_minute": 100,
+        })
+        chat = make_chat(door_settings)
+        running = RunningDoor(make_telegram_door(door_settings, chat))
+        try:
+            assert fake.webhook["url"] == "https://heartline.example:8443/hook"
+            update = {"update_id": 1, "message": {
+                "message_id": 5, "date": int(time.time()), "text": "/privacy",
+                "chat": {"id": user, "type": "private"},
+                "from": {"id": user, "is_bot": False, "first_name": "Ann"}}}
+            hook = f"http://127.0.0.1:{port}/hook"
+            assert requests.post(hook, json=update, timeout=10).status_code == 403  # no secret
+            done = requests.post(hook, json=update, timeout=30,
+                                 headers={"X-Telegram-Bot-Api-Secret-Token": "s3cret"})
+            # The 200 comes after the answer was handled, not before.
+            assert done.status_code == 200 and "What I keep" in fake.sent("sendMessage")[0].params["text"]
+        finally:
+            running.close()
+            chat.queue.close()

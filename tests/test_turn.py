@@ -11,7 +11,8 @@ from core.turn import Turn
 
 
 def test_good_news_reads_as_joy_and_gets_a_spoken_reply(pipeline):
-    result = pipeline.run(Turn(user_id="t1", text="I just got the job I wanted!")).to_dict()
+    turn_result = pipeline.run(Turn(user_id="t1", text="I just got the job I wanted!"))
+    result = turn_result.to_dict()
     assert result["user_input"] == {"text": "I just got the job I wanted!", "transcript": None,
                                     "has_audio": False, "has_image": False}
     emotions = result["emotion_analysis"]
@@ -20,7 +21,7 @@ def test_good_news_reads_as_joy_and_gets_a_spoken_reply(pipeline):
     assert emotions["text_emotions"] and all(0 <= e["confidence"] <= 1 for e in emotions["text_emotions"])
     assert result["response"].strip()
     assert result["metadata"]["models"]["reply"] in ("smollm2-135m-instruct+lora:reply_adapter", "rule-based")
-    with av.open(result["reply_audio"]["path"]) as note:
+    with av.open(io.BytesIO(turn_result.reply_audio.data)) as note:
         assert note.streams.audio[0].codec_context.name == "opus"
     assert result["reply_audio"]["duration_s"] > 0.5
 

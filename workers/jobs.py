@@ -2,17 +2,26 @@
 
 from __future__ import annotations
 
+import base64
 import logging
 import threading
+import time
+import uuid
 from datetime import datetime
 
 from config.settings import Settings
 from config.wiring import build_pipeline
+from core.delivery import Delivery, Outgoing, VoiceNote, message_key
 from core.errors import InputError
 from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
+from storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
+
+STALE = ("Sorry, I was too busy to answer that in time. If it still matters, please send it "
+         "again.")
+FAILED = "Something went wrong on my side (error id {error_id}). Please try again in a moment."
 
 _pipeline: Pipeline | None = None
 _lock = threading.Lock()
@@ -26,17 +35,61 @@ def current_pipeline() -> Pipeline:
         return _pipeline
 
 
-def process_turn(turn: Turn) -> dict:
-    """One turn through the pipeline.
+def current_outbox() -> Outbox:
+    from config import wiring
 
-    A user error (corrupt audio, not an image...) is an answer, not a failure: it comes back as
-    {"error": {...}} so the queue does not retry what can never succeed.
+    return wiring.outbox(Settings())
+
+
+def process_turn(turn: Turn) -> dict:
+    """One turn through the pipeline, its answer written to the outbox exactly once.
+
+    A user error (corrupt audio, not an image...) is an answer, not a failure: the user is told
+    what was wrong, and it comes back as {"error": {...}} so the queue does not retry what can
+    never succeed. Any other error is raised for the queue to retry; `turn_failed` answers
+    after the last try.
     """
+    outbox = current_outbox()
+    key = turn_key(turn)
+    if key and outbox.has(key):
+        log.info("turn %s already answered; not run again", key)
+        return {"answered": key}
+    if turn.received_at and time.time() - turn.received_at > Settings().answer_within_s:
+        log.warning("turn %s waited too long for a worker; told the user to send it again", key)
+        _deliver(outbox, turn, Outgoing(text=STALE, problem="internal"))
+        return {"error": {"kind": "stale", "message": STALE}}
     try:
-        return current_pipeline().run(turn).to_dict()
+        result = current_pipeline().run(turn)
     except InputError as error:
         log.info("turn from %s refused: %s", turn.platform, error)
+        _deliver(outbox, turn, Outgoing(text=str(error), problem="input"))
         return {"error": {"kind": "input", "message": str(error)}}
+    audio = result.reply_audio
+    voice = (VoiceNote(audio.data, audio.duration_s, base64.b64decode(audio.waveform))
+             if audio else None)
+    answer = result.to_dict()
+    _deliver(outbox, turn, Outgoing(text=result.response, voice=voice, result=answer))
+    return answer
+
+
+def turn_failed(turn: Turn) -> None:
+    """The turn's last try failed: the user hears that, rather than nothing."""
+    error_id = uuid.uuid4().hex[:8]
+    log.error("turn %s failed for good (error id %s)", turn_key(turn), error_id)
+    _deliver(current_outbox(), turn,
+             Outgoing(text=FAILED.format(error_id=error_id), problem="internal"))
+
+
+def turn_key(turn: Turn) -> str | None:
+    return message_key(turn.platform, turn.chat_id, turn.message_id) if turn.message_id else None
+
+
+def _deliver(outbox: Outbox, turn: Turn, reply: Outgoing) -> None:
+    key = turn_key(turn)
+    if key is None:  # a turn with no platform message (the bench, a test) has nowhere to go
+        return
+    outbox.put(Delivery(key, turn.platform, turn.chat_id, turn.user_key, reply,
+                        reply_to=turn.message_id if turn.in_group else None))
 
 
 def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:

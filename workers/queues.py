@@ -7,7 +7,6 @@ message submits the same id again).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import time
 from collections import OrderedDict
@@ -42,22 +41,18 @@ class JobHandle(Protocol):
 
 class JobQueue(Protocol):
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job", gpu: bool = False) -> JobHandle:
-        """Run `job(*args)` on a worker (a GPU worker when `gpu` and one is configured).
+               description: str = "job", gpu: bool = False,
+               on_failure: Callable | None = None) -> JobHandle:
+        """Run `job(*args)` on a worker (a GPU worker when `gpu` and one is configured); if its
+        last try fails, `on_failure(*args)` runs instead (a module-level function).
         `description` is logged: never put user content in it."""
 
 
 def submit_turn(queue: JobQueue, turn: Turn, gpu: bool = False) -> JobHandle:
-    return queue.submit(jobs.process_turn, turn, job_id=message_job_id(turn),
-                        description=f"turn from {turn.platform}", gpu=gpu)
-
-
-def message_job_id(turn: Turn) -> str | None:
-    """Same platform message, same job id: that is what makes a redelivery one job."""
-    if not turn.message_id:
-        return None
-    key = f"{turn.platform}\0{turn.chat_id}\0{turn.message_id}"
-    return "msg-" + hashlib.sha256(key.encode()).hexdigest()[:32]
+    # Same platform message, same job id: that is what makes a redelivery one job.
+    return queue.submit(jobs.process_turn, turn, job_id=jobs.turn_key(turn),
+                        description=f"turn from {turn.platform}", gpu=gpu,
+                        on_failure=jobs.turn_failed)
 
 
 def _unwrap(payload: Any) -> Any:
@@ -91,26 +86,30 @@ class EmbeddedQueue:
         self._count = 0
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job", gpu: bool = False) -> EmbeddedHandle:
+               description: str = "job", gpu: bool = False,
+               on_failure: Callable | None = None) -> EmbeddedHandle:
         with self._lock:
             if job_id and job_id in self._jobs:
                 log.info("duplicate submission of job %s ignored", job_id)
                 return self._jobs[job_id]
             self._count += 1
             job_id = job_id or f"embedded-{self._count}"
-            future = self._executor.submit(self._run, job_id, description, job, args)
+            future = self._executor.submit(self._run, job_id, description, job, args, on_failure)
             handle = self._jobs[job_id] = EmbeddedHandle(job_id, future)
             while len(self._jobs) > self.REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
         return handle
 
-    def _run(self, job_id: str, description: str, job: Callable, args: tuple) -> Any:
+    def _run(self, job_id: str, description: str, job: Callable, args: tuple,
+             on_failure: Callable | None) -> Any:
         for attempt in range(self.retries + 1):
             try:
                 return job(*args)
             except Exception:
                 log.exception("%s (job %s) failed, attempt %d of %d", description, job_id,
                               attempt + 1, self.retries + 1)
+        if on_failure is not None:
+            on_failure(*args)
         raise JobFailed(job_id)
 
     def warm_up(self) -> Future:
@@ -159,8 +158,9 @@ class RedisQueue:
         return Worker.count(connection=self.connection, queue=self.queue)
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
-               description: str = "job", gpu: bool = False) -> RedisHandle:
-        from rq import Retry
+               description: str = "job", gpu: bool = False,
+               on_failure: Callable | None = None) -> RedisHandle:
+        from rq import Callback, Retry
         from rq.exceptions import DuplicateJobError
         from rq.job import Job
 
@@ -178,11 +178,27 @@ class RedisQueue:
                 failure_ttl=cfg.result_ttl_s,
                 retry=Retry(max=cfg.job_retries, interval=cfg.job_retry_intervals_s)
                 if cfg.job_retries else None,
+                # A job no worker took within a day is dropped; long before that, a worker
+                # that takes a late turn tells the user it came too late (jobs.process_turn).
+                ttl=cfg.outbox_keep_s,
+                on_failure=Callback(_after_a_failed_try) if on_failure else None,
+                meta={"on_failure": f"{on_failure.__module__}.{on_failure.__qualname__}"}
+                if on_failure else None,
             )
         except DuplicateJobError:
             log.info("duplicate submission of job %s ignored", job_id)
             enqueued = Job.fetch(job_id, connection=self.connection)
         return RedisHandle(enqueued)
+
+
+def _after_a_failed_try(job, connection, exc_type, exc, traceback) -> None:
+    """RQ's failure callback, called after every failed try (a dead worker's too): the job's
+    own handler runs once RQ will not try again."""
+    from rq.utils import import_attribute
+
+    if job.retries_left:
+        return
+    import_attribute(job.meta["on_failure"])(*job.args)
 
 
 def make_queue(settings: Settings) -> JobQueue:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import re
 import uuid
@@ -11,10 +12,13 @@ from aiohttp import web
 
 from bots.chat import Chat, Incoming, too_large
 from config.settings import Settings
+from core.delivery import Outgoing
+from storage.outbox import Outbox
 
 log = logging.getLogger(__name__)
 
 STATIC = Path(__file__).parent / "static"
+ANSWER_POLL_S = 0.1
 _USER_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 
 SETTINGS = web.AppKey("settings", Settings)
@@ -29,7 +33,7 @@ def create_app(settings: Settings, chat: Chat) -> web.Application:
     app.router.add_get("/", _index)
     app.router.add_static("/static", STATIC)
     app.router.add_post("/api/turn", _turn)
-    app.router.add_get("/api/replies/{path:.+}", _reply_audio)
+    app.router.add_get("/api/replies/{key}.ogg", _reply_audio)
     app.router.add_get("/healthz", _health)
     return app
 
@@ -65,28 +69,44 @@ async def _turn(request: web.Request) -> web.Response:
         audio_mime=audio.content_type if isinstance(audio, web.FileField) else None,
         image=image_bytes,
     )
-    replies = await request.app[CHAT].handle(message)
+    chat = request.app[CHAT]
+    replies = await chat.handle(message)
     if not replies:
         return _error(409, "That message was already answered.")
     reply = replies[0]
+    if reply.queued:
+        reply = await _answer(chat.outbox, reply.queued, settings.job_timeout_s + 60)
+        if reply is None:
+            return _error(504, "I'm still working on that. Please try again in a moment.")
     if reply.problem:
         return _error(422 if reply.problem == "input" else 500, reply.text)
     if reply.result is None:  # a command: just words
         return web.json_response({"response": reply.text, "reply_audio": None})
     result = reply.result
     if result["reply_audio"]:
-        relative = Path(result["reply_audio"]["path"]).resolve().relative_to(settings.audio_dir.resolve())
-        result["reply_audio"]["url"] = f"/api/replies/{relative.as_posix()}"
+        result["reply_audio"]["url"] = f"/api/replies/{replies[0].queued}.ogg"
     return web.json_response(result)
 
 
-async def _reply_audio(request: web.Request) -> web.StreamResponse:
-    from storage.blobs import AudioBlobs
+async def _answer(outbox: Outbox, key: str, timeout_s: float) -> Outgoing | None:
+    """The web chat's sender: the request itself waits (asleep, holding no thread) for the
+    worker's answer, and takes it from the outbox; the voice stays there for the player."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout_s
+    while loop.time() < deadline:
+        delivery = await asyncio.to_thread(outbox.get, key)
+        if delivery is not None:
+            await asyncio.to_thread(outbox.sent, key, keep_voice=True)
+            return delivery.reply
+        await asyncio.sleep(ANSWER_POLL_S)
+    return None
 
-    path = AudioBlobs(request.app[SETTINGS].audio_dir).resolve(request.match_info["path"])
-    if path is None or path.suffix != ".ogg":
+
+async def _reply_audio(request: web.Request) -> web.StreamResponse:
+    voice = await asyncio.to_thread(request.app[CHAT].outbox.voice, request.match_info["key"])
+    if voice is None:
         raise web.HTTPNotFound()
-    return web.FileResponse(path, headers={"Content-Type": "audio/ogg"})
+    return web.Response(body=voice, headers={"Content-Type": "audio/ogg"})
 
 
 def _error(status: int, message: str) -> web.Response:

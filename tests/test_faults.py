@@ -1,0 +1,113 @@
+"""Processes really killed with SIGKILL, in production shape: `heartline run` and `heartline
+worker` on real Redis, the unmodified Telegram library against a fake Bot API. Every message is
+answered exactly once."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+import uuid
+from contextlib import contextmanager
+from pathlib import Path
+
+import pytest
+from redis import Redis
+from rq import Queue, Worker
+
+from core.delivery import message_key
+from fake_telegram import FakeTelegram
+
+pytestmark = pytest.mark.timeout(600)
+
+
+@pytest.fixture()
+def env(redis_url, tmp_path):
+    queue = f"faults-{uuid.uuid4().hex[:8]}"
+    # The session's model cache, where the reply model's ONNX build already is.
+    models = Path(os.environ["HEARTLINE_DATA_DIR"]) / "models"
+    yield {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_REDIS_URL": redis_url,
+           "HEARTLINE_QUEUE_NAME": queue, "HEARTLINE_WEB_PORT": "0",
+           "HEARTLINE_MODEL_CACHE_DIR": str(models)}
+    connection = Redis.from_url(redis_url)
+    Queue(queue, connection=connection).delete(delete_jobs=True)
+    for key in connection.scan_iter(f"*{queue}*"):
+        connection.delete(key)
+
+
+@contextmanager
+def heartline(command: str, env: dict):
+    log = Path(env["HEARTLINE_DATA_DIR"]) / f"{command}-{uuid.uuid4().hex[:6]}.log"
+    with open(log, "w") as out:
+        process = subprocess.Popen([sys.executable, "-m", "bots.cli", command], env=env,
+                                   stdout=subprocess.DEVNULL, stderr=out)
+    try:
+        yield process
+    except BaseException:
+        print(f"--- {command} log ---\n" + log.read_text()[-3000:])
+        raise
+    finally:
+        if process.poll() is None:
+            process.terminate()
+            process.wait(60)
+
+
+def wait_until(condition, timeout: float, what: str) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, f"gave up waiting for {what}"
+        time.sleep(0.1)
+
+
+def job_of(update: dict) -> str:
+    message = update["message"]
+    return message_key("telegram", str(message["chat"]["id"]), str(message["message_id"]))
+
+
+def no_more(fake: FakeTelegram, method: str, seconds: float = 5) -> int:
+    """How many calls of `method` there are once nothing has changed for a while."""
+    time.sleep(seconds)
+    return len(fake.sent(method, ok=True))
+
+
+def test_a_bot_killed_before_it_sent_the_answer_sends_it_once_restarted(env, say):
+    user = uuid.uuid4().int % 10**9
+    redis = Redis.from_url(env["HEARTLINE_REDIS_URL"])
+    with FakeTelegram() as fake:
+        env = {**env, "TELEGRAM_BOT_TOKEN": fake.token, "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
+        with heartline("run", env) as bot:
+            fake.wait_for("getUpdates", timeout=120)
+            update = fake.send_voice(user, say("My sister is coming to visit next week."), duration=3)
+            wait_until(lambda: redis.exists(f"rq:job:{job_of(update)}"), 60, "the job")
+            bot.send_signal(signal.SIGKILL)  # the job exists; nobody has answered yet
+            bot.wait(10)
+        # The worker starts only now, so the answer is certainly made while no bot runs.
+        with heartline("worker", env), heartline("run", env):
+            [voice] = fake.wait_for("sendVoice", timeout=240)
+            assert str(voice.params["chat_id"]) == str(user)
+            assert no_more(fake, "sendVoice") == 1  # the update came again: still one answer
+
+
+def test_a_worker_killed_mid_job_costs_a_retry_not_the_answer(env, say):
+    user = uuid.uuid4().int % 10**9
+    redis = Redis.from_url(env["HEARTLINE_REDIS_URL"])
+    queue = Queue(env["HEARTLINE_QUEUE_NAME"], connection=redis)
+    with FakeTelegram() as fake:
+        env = {**env, "TELEGRAM_BOT_TOKEN": fake.token, "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
+        with heartline("worker", env), heartline("worker", env), heartline("run", env):
+            fake.wait_for("getUpdates", timeout=120)
+            # A worker says it is there only once its models are loaded.
+            wait_until(lambda: Worker.count(connection=redis, queue=queue) == 2, 300, "two workers")
+            update = fake.send_voice(user, say("I passed my driving test this morning!"), duration=3)
+            job = job_of(update)
+            wait_until(lambda: job in queue.started_job_registry.get_job_ids(), 60, "the job to start")
+            worker = redis.hget(f"rq:job:{job}", "worker_name").decode()
+            os.kill(int(redis.hget(f"rq:worker:{worker}", "pid")), signal.SIGKILL)
+            killed_at = time.monotonic()
+            fake.wait_for("sendVoice", timeout=90)
+            assert time.monotonic() - killed_at < 60
+            assert no_more(fake, "sendVoice") == 1
+
+
