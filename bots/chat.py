@@ -12,22 +12,21 @@ import asyncio
 import logging
 import time
 import uuid
-from collections import OrderedDict, defaultdict, deque
-from dataclasses import dataclass
-from datetime import datetime, timezone
-from threading import Lock
+from dataclasses import dataclass, replace
+from datetime import datetime, timedelta, timezone
 
 from config.settings import Settings
-from core.delivery import Outgoing
+from core.delivery import Outgoing, message_key
 from core.errors import InputError
 from core.mood import ADJECTIVE, RESTING
 from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
 from core.turn import Turn
+from storage.gate import Gate
 from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
 from workers import jobs
-from workers.queues import JobFailed, JobQueue, submit_turn
+from workers.queues import JobFailed, JobQueue, QueueFull, submit_turn
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +56,11 @@ TRAINING_START = (
     "couple of minutes), /voice cancel to stop."
 )
 NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
-SLOW_DOWN = "You're sending messages faster than I can answer. Give me a minute, please."
+SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {seconds} s, please."
+BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
+TOO_LONG = "That message is too long for me (over {limit} characters). Could you send it in parts?"
+TRAINING_EXPIRED = ("I stopped waiting for voice clips: /voice train was over {minutes} minutes ago, "
+                    "so I threw away the clips from then. Say /voice train to start again.")
 UNSUPPORTED = "I can read text, voice notes, audio files and photos, but not that kind of message."
 
 
@@ -91,35 +94,15 @@ def too_large(size: int | None, settings: Settings) -> Outgoing | None:
     return None
 
 
-class RecentlySeen:
-    """Platform message keys already handled: redeliveries are dropped."""
-
-    def __init__(self, size: int = 50_000) -> None:
-        self._keys: OrderedDict[str, None] = OrderedDict()
-        self._size = size
-        self._lock = Lock()
-
-    def first_time(self, key: str) -> bool:
-        with self._lock:
-            if key in self._keys:
-                return False
-            self._keys[key] = None
-            while len(self._keys) > self._size:
-                self._keys.popitem(last=False)
-            return True
-
-
 class Chat:
     def __init__(self, settings: Settings, queue: JobQueue, users: UserStore,
-                 voices: VoiceProfileStore, outbox: Outbox) -> None:
+                 voices: VoiceProfileStore, outbox: Outbox, gate: Gate) -> None:
         self.settings = settings
         self.queue = queue
         self.users = users
         self.voices = voices
         self.outbox = outbox
-        self.seen = RecentlySeen()
-        self._recent: defaultdict[str, deque[float]] = defaultdict(deque)
-        self._rate_lock = Lock()
+        self.gate = gate
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
         """What to answer now. A turn's answer comes later, through the outbox: its Outgoing
@@ -128,36 +111,53 @@ class Chat:
         return await asyncio.get_running_loop().run_in_executor(None, self._handle, message)
 
     def _handle(self, message: Incoming) -> list[Outgoing]:
-        key = f"{message.platform}:{message.chat_id}:{message.message_id}"
-        if not self.seen.first_time(key):
-            log.info("dropped a redelivered %s message", message.platform)
-            return []
-        if not self.wants(message):
-            return []
-        if not self._allowed(message):
-            log.info("refused a %s user who is not on the allow-list", message.platform)
-            return [Outgoing(text=NOT_ALLOWED)]
+        key = message_key(message.platform, message.chat_id, message.message_id)
         try:
-            prefs = self.users.prefs(message.user_key)
-            if prefs.banned:
-                log.info("ignored a message from a banned %s user", message.platform)
+            if self.gate.seen(key):
+                log.info("dropped a redelivered %s message", message.platform)
                 return []
-            if self._too_fast(message.user_key):
-                return [Outgoing(text=SLOW_DOWN)]
-            text = (message.text or "").strip()
-            if text.startswith("/"):
-                return self._command(message, text, prefs)
-            if prefs.training_since and message.audio:
-                return self._training_clip(message)
-            return self._turn(message, prefs)
+            replies = self._answer(message)
+            self.gate.handled(key)
+            return replies
         except InputError as error:
             return [Outgoing(text=str(error), problem="input")]
+        except QueueFull:
+            log.warning("refused a %s message: the queue is full", message.platform)
+            return [Outgoing(text=BUSY, problem="internal")]
         except Exception as error:
             error_id = uuid.uuid4().hex[:8]
             job = f" (job {error.job_id})" if isinstance(error, JobFailed) else ""
             log.exception("error %s handling a %s message%s", error_id, message.platform, job)
             return [Outgoing(text=f"Something went wrong on my side (error id {error_id}). "
                                   "Please try again in a moment.", problem="internal")]
+
+    def _answer(self, message: Incoming) -> list[Outgoing]:
+        if not self.wants(message):
+            return []
+        if not self._allowed(message):
+            log.info("refused a %s user who is not on the allow-list", message.platform)
+            return [Outgoing(text=NOT_ALLOWED)]
+        prefs = self.users.prefs(message.user_key)
+        if prefs.banned:
+            log.info("ignored a message from a banned %s user", message.platform)
+            return []
+        wait = self.gate.wait_s(message.user_key)
+        if wait:
+            return [Outgoing(text=SLOW_DOWN.format(seconds=wait))]
+        text = (message.text or "").strip()
+        if len(text) > self.settings.max_text_chars:
+            return [Outgoing(text=TOO_LONG.format(limit=self.settings.max_text_chars), problem="input")]
+        notices = []
+        if prefs.training_since and _older_than(prefs.training_since, self.settings.voice_training_minutes):
+            # A user who forgot /voice done must not have every voice note taken as a clip.
+            self.users.stop_training(message.user_key)
+            prefs = replace(prefs, training_since=None)
+            notices.append(Outgoing(text=TRAINING_EXPIRED.format(minutes=self.settings.voice_training_minutes)))
+        if text.startswith("/"):
+            return notices + self._command(message, text, prefs)
+        if prefs.training_since and message.audio:
+            return self._training_clip(message)
+        return notices + self._turn(message, prefs)
 
     def wants(self, message: Incoming) -> bool:
         """Whether this message is for Heartline at all; adapters ask before downloading files."""
@@ -168,16 +168,6 @@ class Chat:
         if not users and not chats:
             return True
         return message.user_key in users or f"{message.platform}:{message.chat_id}" in chats
-
-    def _too_fast(self, user_key: str) -> bool:
-        now, window = time.monotonic(), self._recent[user_key]
-        with self._rate_lock:
-            while window and now - window[0] > 60:
-                window.popleft()
-            if len(window) >= self.settings.max_messages_per_minute:
-                return True
-            window.append(now)
-            return False
 
     def _wait(self, handle):
         return handle.result(timeout=self.settings.job_timeout_s + 60)
@@ -309,6 +299,12 @@ class Chat:
         self.users.stop_training(message.user_key)
         return (f"Thank you! I've learned your voice from {profile['clips']} clips. From now on I'll "
                 f"answer in {_voice_words(profile['engine'])}. /voice delete removes it at any time.")
+
+
+def _older_than(moment: datetime, minutes: int) -> bool:
+    if moment.tzinfo is None:  # SQLite hands back naive UTC
+        moment = moment.replace(tzinfo=timezone.utc)
+    return datetime.now(timezone.utc) - moment > timedelta(minutes=minutes)
 
 
 def _voice_words(engine: str) -> str:

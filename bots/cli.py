@@ -11,6 +11,8 @@ import sys
 import uuid
 from pathlib import Path
 
+from pydantic import ValidationError
+
 from config.settings import Settings
 from core.errors import InputError
 from core.personas import persona_names
@@ -26,8 +28,14 @@ def main(argv: list[str] | None = None) -> int:
     if not getattr(args, "command", None):
         parser.print_help()
         return 0
-    settings = Settings()
+    try:
+        settings = Settings()
+    except ValidationError as error:
+        print(f"heartline: the configuration is not valid:\n{_problems(error)}", file=sys.stderr)
+        return 2
     _setup_logging(settings.log_level)
+    for name in Settings.unknown_environment():
+        log.warning("%s is not a Heartline setting (a typo?); it is ignored", name)
     try:
         return args.handler(args, settings)
     except CliError as error:
@@ -41,6 +49,15 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     except KeyboardInterrupt:
         return 130
+
+
+def _problems(error: ValidationError) -> str:
+    lines = []
+    for problem in error.errors():
+        where = ".".join(str(part) for part in problem["loc"])
+        what = "not a setting (a typo?)" if problem["type"] == "extra_forbidden" else problem["msg"]
+        lines.append(f"  {where}: {what}")
+    return "\n".join(lines)
 
 
 class CliError(Exception):

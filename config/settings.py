@@ -7,6 +7,7 @@ if present), then the defaults below.
 from __future__ import annotations
 
 import os
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
 
@@ -27,7 +28,8 @@ def _toml_file() -> Path | None:
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="HEARTLINE_", extra="ignore")
+    # A misspelt key in the config file is an error, not a setting silently left at its default.
+    model_config = SettingsConfigDict(env_prefix="HEARTLINE_", extra="forbid")
 
     # Where everything the bot keeps lives: database, audio, memory, model cache.
     data_dir: Path = Path("data")
@@ -50,6 +52,9 @@ class Settings(BaseSettings):
     # Sent answers stay this long in the outbox (a redelivered message finds its answer there).
     outbox_keep_s: int = 86400
     send_attempts: int = 5
+    # With this many messages waiting for a worker, a new one is told to try again later: the
+    # queue must not grow past what the workers can answer while it still matters.
+    max_waiting_jobs: int = 100
 
     web_host: str = "127.0.0.1"
     web_port: int = 8080
@@ -79,6 +84,10 @@ class Settings(BaseSettings):
     # How a voice reply carries its words: as the caption, as a separate message, or not at all.
     reply_text: Literal["caption", "message", "none"] = "caption"
     max_messages_per_minute: int = 12
+    # Longer messages are refused with a request to send them in parts (Telegram's own cap is 4096).
+    max_text_chars: int = 4000
+    # /voice train waits this long for clips and /voice done; then voice notes are turns again.
+    voice_training_minutes: int = 30
 
     default_persona: Literal["assistant", "friend", "tutor"] = "friend"
     max_audio_seconds: float = 300.0
@@ -165,6 +174,13 @@ class Settings(BaseSettings):
         if toml is not None:
             sources.append(TomlConfigSettingsSource(settings_cls, toml_file=toml))
         return tuple(sources)
+
+    @classmethod
+    def unknown_environment(cls, environ: Mapping[str, str] = os.environ) -> list[str]:
+        """HEARTLINE_* variables that name no setting: most likely typos, worth a warning."""
+        known = {f"HEARTLINE_{name.upper()}" for name in cls.model_fields} | {"HEARTLINE_CONFIG_FILE"}
+        return sorted(name for name in environ if name.startswith("HEARTLINE_")
+                      and name not in known and not name.startswith("HEARTLINE_TEST_"))
 
     @property
     def sqlalchemy_url(self) -> str:

@@ -16,6 +16,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -41,6 +42,10 @@ from storage.db import make_engine, migrate, session_factory
 from storage.outbox import Outbox
 from storage.turns import SqlHistory, SqlTurnStore
 from storage.voices import VoiceProfileStore
+
+if TYPE_CHECKING:
+    from bots.chat import Chat
+    from bots.run import Door
 
 log = logging.getLogger(__name__)
 
@@ -322,6 +327,39 @@ def _first_run_lock(models_dir: Path) -> Iterator[None]:
 
 def outbox(settings: Settings) -> Outbox:
     return Outbox(open_storage(settings).sessions)
+
+
+def chat(settings: Settings) -> Chat:
+    """The layer every front door shares, on this bot process's queue and stores."""
+    from bots.chat import Chat
+    from storage.gate import Gate
+    from storage.users import UserStore
+    from workers.queues import EmbeddedQueue, make_queue
+
+    storage = open_storage(settings)
+    queue = make_queue(settings)
+    if isinstance(queue, EmbeddedQueue):
+        queue.warm_up()  # load the models now, so the first message does not wait for them
+    # Shared by every bot process through Redis when there is one; one process needs no more.
+    gate = Gate(settings.redis_url or "memory://", settings.max_messages_per_minute)
+    return Chat(settings, queue, UserStore(storage.sessions, storage.blobs),
+                VoiceProfileStore(storage.sessions, storage.blobs), Outbox(storage.sessions), gate)
+
+
+def doors(settings: Settings, chat: Chat) -> list[Door]:
+    """Every front door whose configuration is present; the web chat when there is none."""
+    from bots.web.server import WebChat
+
+    found = []
+    if settings.telegram_bot_token is not None:
+        from bots.telegram import make_telegram_door
+
+        found.append(make_telegram_door(settings, chat))
+    if settings.discord_bot_token is not None:
+        from bots.discord_door import DiscordDoor
+
+        found.append(DiscordDoor(settings, chat))
+    return found or [WebChat(settings, chat)]
 
 
 def build_pipeline(settings: Settings) -> Pipeline:

@@ -27,6 +27,9 @@ CRISIS_REPLY = (
     "or a crisis line. I'm here to keep talking with you too."
 )
 
+# Said when no reply Heartline could make passes the safety check.
+STEADY_REPLY = "I'm here with you. Tell me a little more about how you're feeling?"
+
 
 def rule_scores(text: str) -> dict[str, float]:
     return {

@@ -295,7 +295,7 @@ class Pipeline:
                 log.exception("reply generator %s failed; using the fallback", s.replier.name)
                 break
             scores = self.toxicity_scores(reply) if reply else {}
-            if reply and moderation.judge(scores, cfg.toxicity_threshold).harmful:
+            if reply and self._harmful(scores):
                 log.info("generated reply failed the safety check (attempt %d)", attempt + 1)
                 continue
             verdict = s.judge.judge(reply, feeling, request.context)
@@ -311,12 +311,22 @@ class Pipeline:
         if best is not None and (rules.problems or len(rules.misses) > best[2]):
             action = "regenerated" if best[3] else "pass"
             return best[0], Safety(True, _rounded(best[1]), action), s.replier.name
+        if self._harmful(scores):
+            # Even the words of our own reflection read as harmful: say the one line that is
+            # checked to be safe, and keep why for the moderators.
+            log.warning("every reply failed the safety check; sent the steady line")
+            steady = self.toxicity_scores(moderation.STEADY_REPLY)
+            return moderation.STEADY_REPLY, Safety(not self._harmful(steady), _rounded(steady),
+                                                   "blocked_reply"), "steady-line"
         return reply, Safety(True, _rounded(scores), "fallback"), s.fallback.name
+
+    def _harmful(self, scores: dict[str, float]) -> bool:
+        return moderation.judge(scores, self.settings.toxicity_threshold).harmful
 
     def _rule_reply(self, request: ReplyRequest) -> tuple[str, dict[str, float]]:
         reply = self.stages.fallback.generate(request)
         scores = self.toxicity_scores(reply)
-        if moderation.judge(scores, self.settings.toxicity_threshold).harmful or insult(reply):
+        if self._harmful(scores) or insult(reply):
             # It reflected the user's harsh words back: say something of its own instead.
             reply = self.stages.fallback.generate(
                 replace(request, context=replace(request.context, user_text="")))

@@ -102,7 +102,10 @@ class ChromaMemory:
                                        metadatas=[{"when": when}])
 
     def forget(self, user_key: str) -> None:
+        """Raises when the store cannot be reached: a user told "forgotten" must have been."""
+        from chromadb.errors import NotFoundError
+
         try:
             self.client.delete_collection(self._collection(user_key, create=False).name)
-        except Exception:  # Chroma raises its own NotFound variants when there is nothing
+        except NotFoundError:
             log.debug("no memories to forget")

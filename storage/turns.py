@@ -6,6 +6,7 @@ import logging
 from datetime import datetime, timezone
 
 from sqlalchemy import select
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.mood import BotMood
@@ -27,13 +28,16 @@ def split_user_key(user_key: str) -> tuple[str, str]:
 
 
 def get_or_create_user(session: Session, platform: str, platform_user_id: str) -> User:
-    user = session.scalar(
-        select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
-    )
+    """The user's row, made if new. A new user's first two messages may be handled at once (by
+    two workers, or the bot and a worker): the insert yields to a row the other made first,
+    where a plain INSERT failed one of them on the unique constraint."""
+    query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+    user = session.scalar(query)
     if user is None:
-        user = User(platform=platform, platform_user_id=platform_user_id)
-        session.add(user)
-        session.flush()
+        insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
+        session.execute(insert(User).values(platform=platform, platform_user_id=platform_user_id)
+                        .on_conflict_do_nothing(index_elements=["platform", "platform_user_id"]))
+        user = session.scalar(query)
     return user
 
 

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from bots.run import make_chat
 from bots.web.server import WebChat
+from config import wiring
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SMILE = Path(__file__).parent / "data" / "smiling_face.jpg"
@@ -27,7 +27,7 @@ def site(settings, pipeline, unused_port):
             pytest.fail(message + "; .ci/run installs it")
         pytest.skip(message)
     web_settings = settings.model_copy(update={"web_port": unused_port, "max_messages_per_minute": 100})
-    chat = make_chat(web_settings)
+    chat = wiring.chat(web_settings)
     door = WebChat(web_settings, chat)
     loop = asyncio.new_event_loop()
     thread = threading.Thread(target=loop.run_forever, daemon=True)

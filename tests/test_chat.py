@@ -5,11 +5,12 @@ from __future__ import annotations
 import asyncio
 import itertools
 import time
+import uuid
 
 import pytest
 
-import bots.run
-from bots.chat import HELP, NOT_ALLOWED, SLOW_DOWN, Chat, Incoming, too_large
+from bots.chat import HELP, NOT_ALLOWED, Chat, Incoming, too_large
+from config import wiring
 from config.settings import Settings
 from core.mood import RESTING
 
@@ -22,7 +23,7 @@ def chat(pipeline, settings):
 
 
 def make_chat(settings: Settings, **overrides) -> Chat:
-    return bots.run.make_chat(settings.model_copy(update=overrides))
+    return wiring.chat(settings.model_copy(update=overrides))
 
 
 def msg(user="u1", **fields) -> Incoming:
@@ -103,7 +104,37 @@ def test_allow_list_and_rate_limit(settings, pipeline):
     assert ask(private, msg(user="stranger", text="/help"))[0].text == NOT_ALLOWED
     assert ask(private, msg(user="friend", text="/help"))[0].text == HELP
     assert ask(private, msg(user="friend", text="/help"))[0].text == HELP
-    assert ask(private, msg(user="friend", text="/help"))[0].text == SLOW_DOWN
+    slow = ask(private, msg(user="friend", text="/help"))[0].text
+    assert slow.startswith("You're sending messages faster than I can answer. Try again in ")
+
+
+def test_bot_processes_on_one_redis_share_redeliveries_and_rates(settings, pipeline, redis_url):
+    shared = dict(redis_url=redis_url, queue_name="chat-gate", max_messages_per_minute=3)
+    first, second = make_chat(settings, **shared), make_chat(settings, **shared)
+    user = f"two-bots-{uuid.uuid4().hex[:8]}"  # Redis keeps what earlier runs saw for a day
+    message = msg(user=user, text="/help")
+    assert ask(first, message)[0].text == HELP
+    assert ask(second, message) == []  # the same message redelivered to the other process
+    assert ask(second, msg(user=user, text="/help"))[0].text == HELP
+    assert ask(first, msg(user=user, text="/help"))[0].text == HELP
+    assert "Try again in" in ask(second, msg(user=user, text="/help"))[0].text
+
+
+def test_very_long_text_is_refused_with_a_reason(chat, settings):
+    [reply] = ask(chat, msg(user="long", text="I need to tell you everything. " * 4000))
+    assert reply.problem == "input" and f"over {settings.max_text_chars} characters" in reply.text
+
+
+def test_a_forgotten_voice_training_ends_by_itself_with_a_message(chat, say):
+    from datetime import datetime, timedelta, timezone
+
+    ask(chat, msg(user="v2", text="/voice train"))
+    long_ago = datetime.now(timezone.utc) - timedelta(minutes=chat.settings.voice_training_minutes + 1)
+    chat.users.update("telegram:v2", voice_training_since=long_ago)
+    notice, reply = ask(chat, msg(user="v2", audio=say("Hello, how are you today?"), audio_mime="audio/ogg"))
+    assert "stopped waiting for voice clips" in notice.text
+    assert reply.result["user_input"]["transcript"]  # the voice note is a turn again
+    assert chat.users.prefs("telegram:v2").training_since is None
 
 
 def test_bad_input_and_oversized_files_get_a_clear_message(chat, settings):

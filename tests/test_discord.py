@@ -11,12 +11,12 @@ import uuid
 from pathlib import Path
 
 import pytest
+from fake_discord import FakeDiscord
 from pydantic import SecretStr
+from test_telegram import RunningDoor, opus_info
 
 from bots.discord_door import DiscordDoor
-from bots.run import make_chat
-from fake_discord import FakeDiscord
-from test_telegram import RunningDoor, opus_info
+from config import wiring
 
 SMILE = (Path(__file__).parent / "data" / "smiling_face.jpg").read_bytes()
 IS_VOICE_MESSAGE = 1 << 13
@@ -37,7 +37,7 @@ def discord_api(settings, pipeline, monkeypatch):
             "discord_gateway_url": fake.gateway_url, "max_upload_bytes": 400_000,
             "allowed_users": [], "max_messages_per_minute": 100,
         })
-        chat = make_chat(door_settings)
+        chat = wiring.chat(door_settings)
         running = RunningDoor(DiscordDoor(door_settings, chat))
         try:
             yield fake

@@ -111,3 +111,60 @@ def test_a_worker_killed_mid_job_costs_a_retry_not_the_answer(env, say):
             assert no_more(fake, "sendVoice") == 1
 
 
+
+
+@contextmanager
+def redis_server(port: int, data: Path):
+    server = subprocess.Popen(["redis-server", "--port", str(port), "--save", "", "--appendonly", "no",
+                               "--dir", str(data)], stdout=subprocess.DEVNULL)
+    client = Redis(port=port)
+    wait_until(lambda: _answers(client), 30, "redis-server")
+    try:
+        yield server
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def _answers(client: Redis) -> bool:
+    try:
+        return client.ping()
+    except Exception:
+        return False
+
+
+def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pipeline, tmp_path):
+    import socket
+
+    from pydantic import SecretStr
+
+    from config import wiring
+    from bots.telegram import make_telegram_door
+    from test_telegram import RunningDoor
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    user = uuid.uuid4().int % 10**9
+    redis = Redis(port=port)
+    with FakeTelegram() as fake, redis_server(port, tmp_path) as server:
+        door_settings = settings.model_copy(update={
+            "telegram_bot_token": SecretStr(fake.token), "telegram_api_url": fake.api_url,
+            "redis_url": f"redis://127.0.0.1:{port}/0", "queue_name": "restart"})
+        chat = wiring.chat(door_settings)
+        running = RunningDoor(make_telegram_door(door_settings, chat))
+        try:
+            before = fake.send_text(user, "Good morning, I slept really well.")
+            wait_until(lambda: redis.exists(f"rq:job:{job_of(before)}"), 30, "the first job")
+
+            server.kill()
+            server.wait(10)
+            fake.send_text(user, "Are you still there?")
+            [sorry] = fake.wait_for("sendMessage", timeout=60)
+            assert "Please try again in a moment" in sorry.params["text"]
+
+            with redis_server(port, tmp_path):
+                after = fake.send_text(user, "I'm back, and still feeling good.")
+                wait_until(lambda: redis.exists(f"rq:job:{job_of(after)}"), 30, "a job after the restart")
+        finally:
+            running.close()

@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import json
+import sys
 import uuid
+from pathlib import Path
 
 from sqlalchemy import select
 
@@ -41,6 +43,7 @@ def test_forget_empties_every_store(pipeline, settings):
     with open_storage(settings).sessions() as session:
         rows = session.scalars(select(Message).join(User).where(User.platform_user_id == name)).all()
     assert rows == []
+    forget_user(key)  # nothing left to forget is no error
 
 
 def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data_dir):
@@ -67,3 +70,43 @@ def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data
         system = api.requests[-1].json["messages"][0]["content"]
     assert "Biscuit" in system
     assert "Biscuit" not in json.dumps(api.requests[-1].json["messages"][1:])  # not a recent turn
+
+
+def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path):
+    """A user told "forgotten" must have been: a Chroma server that died is an error, not a
+    quiet success."""
+    import shutil
+    import signal
+    import socket
+    import subprocess
+    import time
+
+    import pytest
+
+    from storage.memory import ChromaMemory, open_chroma
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
+    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path), "--port", str(port)],
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 60
+        while True:
+            try:
+                client = open_chroma(url=f"http://127.0.0.1:{port}")
+                break
+            except ValueError:  # not listening yet
+                assert time.monotonic() < deadline, "the Chroma server did not start"
+                time.sleep(0.2)
+        memory = pipeline.stages.memory
+        served = ChromaMemory(client, memory.embed, memory.history)
+        key = f"cli:{user()}"
+        served.remember(key, "My brother Tomas lives in Porto with his two cats.")
+        server.send_signal(signal.SIGKILL)
+        server.wait(10)
+        with pytest.raises(Exception):
+            served.forget(key)
+    finally:
+        server.kill()

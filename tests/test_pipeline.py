@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from core.errors import InputError
-from core.moderation import CRISIS_REPLY
+from core.moderation import CRISIS_REPLY, STEADY_REPLY
 from core.mood import BotMood
 from core.pipeline import Pipeline, Stages
 from core.prompts import NO_WORDS_REPLY
@@ -297,3 +297,17 @@ def test_a_custom_persona_is_the_role_and_cannot_drop_the_rules():
     system = replier.requests[0].messages[0].content
     assert result.metadata.persona == "custom"
     assert '"a cheerful pirate who loves puns"' in system and "stay kind, honest and safe" in system
+
+
+def test_when_no_reply_passes_the_safety_check_the_steady_line_is_said_and_marked():
+    class HarshRules:
+        name = "rules"
+
+        def generate(self, request):
+            return "You idiot."
+
+    pipeline = make(replier=Replier("idiot", "idiot", "idiot"))
+    pipeline.stages.fallback = HarshRules()
+    result = pipeline.run(Turn(user_id="u1", text="hi"))
+    assert result.response == STEADY_REPLY and result.metadata.models["reply"] == "steady-line"
+    assert result.safety.action == "blocked_reply" and result.safety.is_safe

@@ -10,7 +10,7 @@ from config.settings import Settings
 from core.errors import InputError
 from core.turn import Turn
 from workers import jobs
-from workers.queues import EmbeddedQueue, JobFailed, RedisQueue, submit_turn
+from workers.queues import EmbeddedQueue, JobFailed, QueueFull, RedisQueue, submit_turn
 
 RESULT_KEYS = {"user_input", "emotion_analysis", "response", "reply_audio", "safety", "metadata"}
 
@@ -141,4 +141,36 @@ def test_the_embedded_queue_runs_the_same_job_with_retries_and_dedup(pipeline, m
     assert set(result) == RESULT_KEYS and flaky.calls == 2
     with pytest.raises(InputError):
         submit_turn(queue, Turn(user_id="e", image=None, text="")).result(timeout=60)
+    queue.close()
+
+
+def test_the_embedded_queue_is_bounded_and_retries_after_its_interval():
+    import threading
+    import time
+
+    queue = EmbeddedQueue(retries=1, retry_intervals_s=[0.5], max_waiting=1)
+    release, started = threading.Event(), threading.Event()
+
+    def busy():
+        started.set()
+        release.wait(30)
+
+    queue.submit(busy)
+    started.wait(10)
+    waiting = queue.submit(time.monotonic)  # waits its turn
+    with pytest.raises(QueueFull):
+        queue.submit(time.monotonic)
+    release.set()
+    waiting.result(timeout=10)
+
+    tries = []
+
+    def flaky():
+        tries.append(time.monotonic())
+        if len(tries) == 1:
+            raise ConnectionError("database went away")
+        return "done"
+
+    assert queue.submit(flaky).result(timeout=10) == "done"
+    assert tries[1] - tries[0] >= 0.5
     queue.close()

@@ -22,3 +22,16 @@ def test_data_dir_holds_the_database_and_models_and_empty_tokens_are_unset(tmp_p
     assert settings.sqlalchemy_url == f"sqlite:///{(tmp_path / 'd' / 'heartline.db').resolve()}"
     assert settings.models_dir == Path(tmp_path / "d" / "models")
     assert settings.telegram_bot_token is None
+
+
+def test_a_typo_in_the_config_file_is_an_error_and_in_the_environment_a_warning(tmp_path):
+    from test_cli import heartline
+
+    toml = tmp_path / "heartline.toml"
+    toml.write_text('defualt_persona = "tutor"\n')
+    done = heartline("config", env={"HEARTLINE_CONFIG_FILE": str(toml)})
+    assert done.returncode == 2
+    assert "defualt_persona: not a setting (a typo?)" in done.stderr
+
+    done = heartline("config", env={"HEARTLINE_DEFUALT_PERSONA": "tutor"})
+    assert done.returncode == 0 and "HEARTLINE_DEFUALT_PERSONA is not a Heartline setting" in done.stderr

@@ -283,3 +283,24 @@ def test_finished_answers_are_purged_and_pending_ones_kept(engine, monkeypatch):
     monkeypatch.setattr(storage.outbox, "_now", lambda: tomorrow)
     assert outbox.purge(86400) == 1
     assert outbox.get("msg-old") is None and outbox.get("msg-waiting") is not None
+
+
+def test_a_new_users_first_messages_at_once_make_one_user(engine):
+    from concurrent.futures import ThreadPoolExecutor
+    from threading import Barrier
+
+    sessions = session_factory(engine)
+    store = SqlTurnStore(sessions)
+    for round_ in range(5):
+        start = Barrier(2)
+
+        def first_message(n: int) -> int:
+            turn = Turn(user_id=f"new-{round_}", platform="telegram", chat_id="c", message_id=f"{round_}-{n}")
+            start.wait()
+            return store.save_turn(turn, result("joy", "hello"))
+
+        with ThreadPoolExecutor(2) as pool:
+            saved = list(pool.map(first_message, (1, 2)))
+        assert len(set(saved)) == 2  # both messages kept, under one user
+        with sessions() as session:
+            assert len(session.scalars(select(User).where(User.platform_user_id == f"new-{round_}")).all()) == 1

@@ -15,11 +15,11 @@ from pathlib import Path
 
 import av
 import pytest
+from fake_telegram import FakeTelegram
 from pydantic import SecretStr
 
-from bots.run import make_chat
 from bots.telegram import make_telegram_door
-from fake_telegram import FakeTelegram
+from config import wiring
 
 SMILE = (Path(__file__).parent / "data" / "smiling_face.jpg").read_bytes()
 
@@ -60,7 +60,7 @@ def telegram(request, settings, pipeline):
             "telegram_library": request.param, "max_upload_bytes": 400_000,
             "allowed_users": [], "max_messages_per_minute": 100,
         })
-        chat = make_chat(door_settings)
+        chat = wiring.chat(door_settings)
         running = RunningDoor(make_telegram_door(door_settings, chat))
         try:
             yield fake
@@ -180,7 +180,7 @@ def test_a_webhook_update_is_answered_and_confirmed_only_once_handled(library, s
             "telegram_webhook_secret": SecretStr("s3cret"), "telegram_webhook_host": "127.0.0.1",
             "telegram_webhook_port": port, "allowed_users": [], "max_messages_per_minute": 100,
         })
-        chat = make_chat(door_settings)
+        chat = wiring.chat(door_settings)
         running = RunningDoor(make_telegram_door(door_settings, chat))
         try:
             assert fake.webhook["url"] == "https://heartline.example:8443/hook"

@@ -7,8 +7,8 @@ import asyncio
 import aiohttp
 from aiohttp.test_utils import TestServer
 
-from bots.run import make_chat
 from bots.web.server import create_app
+from config import wiring
 
 USER = "browser-0123456789"
 
@@ -18,7 +18,7 @@ def run(coroutine):
 
 
 async def _serve(settings, scenario):
-    chat = make_chat(settings)
+    chat = wiring.chat(settings)
     server = TestServer(create_app(settings, chat))
     await server.start_server()
     try:

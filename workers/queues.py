@@ -7,13 +7,14 @@ message submits the same id again).
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import time
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
-from threading import Lock
+from threading import Lock, Timer
 from typing import Any, Protocol
 
 from config.settings import Settings
@@ -30,6 +31,10 @@ class JobFailed(RuntimeError):
     def __init__(self, job_id: str) -> None:
         super().__init__(f"job {job_id} failed")
         self.job_id = job_id
+
+
+class QueueFull(RuntimeError):
+    """More jobs are waiting than the workers can answer in reasonable time: say so now."""
 
 
 class JobHandle(Protocol):
@@ -74,16 +79,21 @@ class EmbeddedHandle:
 
 
 class EmbeddedQueue:
-    """One worker thread in this process: the same job functions, no Redis needed."""
+    """One worker thread in this process: the same job functions, no Redis needed, and the same
+    promises as RQ: a bounded backlog, retries after the configured intervals, dedup by job id."""
 
     REMEMBERED_JOBS = 10_000
 
-    def __init__(self, retries: int = 2) -> None:
+    def __init__(self, retries: int = 2, retry_intervals_s: Sequence[float] = (0,),
+                 max_waiting: int = 100) -> None:
         self.retries = retries
+        self.retry_intervals_s = list(retry_intervals_s) or [0]
+        self.max_waiting = max_waiting
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartline-worker")
         self._jobs: OrderedDict[str, EmbeddedHandle] = OrderedDict()
         self._lock = Lock()
         self._count = 0
+        self._waiting = 0
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
                description: str = "job", gpu: bool = False,
@@ -92,25 +102,44 @@ class EmbeddedQueue:
             if job_id and job_id in self._jobs:
                 log.info("duplicate submission of job %s ignored", job_id)
                 return self._jobs[job_id]
+            if self._waiting >= self.max_waiting:
+                raise QueueFull(f"{self.max_waiting} jobs are waiting")
+            self._waiting += 1
             self._count += 1
             job_id = job_id or f"embedded-{self._count}"
-            future = self._executor.submit(self._run, job_id, description, job, args, on_failure)
-            handle = self._jobs[job_id] = EmbeddedHandle(job_id, future)
+            handle = self._jobs[job_id] = EmbeddedHandle(job_id, Future())
             while len(self._jobs) > self.REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
+        self._executor.submit(self._run, handle, description, job, args, on_failure, 0)
         return handle
 
-    def _run(self, job_id: str, description: str, job: Callable, args: tuple,
-             on_failure: Callable | None) -> Any:
-        for attempt in range(self.retries + 1):
-            try:
-                return job(*args)
-            except Exception:
-                log.exception("%s (job %s) failed, attempt %d of %d", description, job_id,
-                              attempt + 1, self.retries + 1)
-        if on_failure is not None:
-            on_failure(*args)
-        raise JobFailed(job_id)
+    def _run(self, handle: EmbeddedHandle, description: str, job: Callable, args: tuple,
+             on_failure: Callable | None, attempt: int) -> None:
+        if attempt == 0:
+            with self._lock:
+                self._waiting -= 1
+        try:
+            handle.future.set_result(job(*args))
+            return
+        except Exception:
+            log.exception("%s (job %s) failed, attempt %d of %d", description, handle.job_id,
+                          attempt + 1, self.retries + 1)
+        if attempt < self.retries:
+            # Later, as RQ's retry intervals do, without holding the one worker thread meanwhile.
+            delay = self.retry_intervals_s[min(attempt, len(self.retry_intervals_s) - 1)]
+            timer = Timer(delay, self._retry, (handle, description, job, args, on_failure, attempt + 1))
+            timer.daemon = True
+            timer.start()
+            return
+        try:
+            if on_failure is not None:
+                on_failure(*args)
+        finally:
+            handle.future.set_exception(JobFailed(handle.job_id))
+
+    def _retry(self, *run_args) -> None:
+        with contextlib.suppress(RuntimeError):  # the queue was closed meanwhile
+            self._executor.submit(self._run, *run_args)
 
     def warm_up(self) -> Future:
         """Load the models now, on the worker thread, so the first user does not wait."""
@@ -165,8 +194,11 @@ class RedisQueue:
         from rq.job import Job
 
         cfg = self.settings
+        queue = self.gpu_queue if gpu else self.queue
+        if queue.count >= cfg.max_waiting_jobs:
+            raise QueueFull(f"{cfg.max_waiting_jobs} jobs are waiting on {queue.name}")
         try:
-            enqueued = (self.gpu_queue if gpu else self.queue).enqueue(
+            enqueued = queue.enqueue(
                 job,
                 *args,
                 job_id=job_id,
@@ -204,4 +236,5 @@ def _after_a_failed_try(job, connection, exc_type, exc, traceback) -> None:
 def make_queue(settings: Settings) -> JobQueue:
     if settings.redis_url:
         return RedisQueue(settings)
-    return EmbeddedQueue(retries=settings.job_retries)
+    return EmbeddedQueue(settings.job_retries, settings.job_retry_intervals_s,
+                         settings.max_waiting_jobs)
