@@ -16,7 +16,7 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
 from config.settings import Settings
-from core.delivery import Outgoing, message_key
+from core.delivery import Envelope, Outgoing, message_key
 from core.errors import InputError
 from core.mood import ADJECTIVE, RESTING
 from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
@@ -26,11 +26,11 @@ from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
 from workers import jobs
+from workers.jobs import MAX_CLIPS, MIN_CLIPS
 from workers.queues import JobFailed, JobQueue, QueueFull, submit_turn
 
 log = logging.getLogger(__name__)
 
-MIN_CLIPS, MAX_CLIPS = 2, 5
 
 WELCOME = (
     "Hi, I'm Heartline. Talk to me by text or voice note, or send a selfie, and I'll answer "
@@ -57,6 +57,7 @@ TRAINING_START = (
 )
 NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
 SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {seconds} s, please."
+LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
 BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
 TOO_LONG = "That message is too long for me (over {limit} characters). Could you send it in parts?"
 TRAINING_EXPIRED = ("I stopped waiting for voice clips: /voice train was over {minutes} minutes ago, "
@@ -169,9 +170,6 @@ class Chat:
             return True
         return message.user_key in users or f"{message.platform}:{message.chat_id}" in chats
 
-    def _wait(self, handle):
-        return handle.result(timeout=self.settings.job_timeout_s + 60)
-
     # -- turns --------------------------------------------------------------------------
 
     def _turn(self, message: Incoming, prefs: UserPrefs) -> list[Outgoing]:
@@ -203,9 +201,10 @@ class Chat:
         }.get(name)
         if handler is None:
             return [Outgoing(text="I don't know that command. /help lists what I understand.")]
-        return [Outgoing(text=handler())]
+        answer = handler()
+        return answer if isinstance(answer, list) else [Outgoing(text=answer)]
 
-    def _persona(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str:
+    def _persona(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str | list[Outgoing]:
         names = persona_names()
         if not args:
             if prefs.persona == CUSTOM:
@@ -221,14 +220,12 @@ class Chat:
         self.users.update(message.user_key, persona=choice)
         return f"Okay, from now on I'm your {choice}."
 
-    def _custom_persona(self, message: Incoming, description: str) -> str:
+    def _custom_persona(self, message: Incoming, description: str) -> str | list[Outgoing]:
         if not description:
             return "Tell me who to be, for example: /persona custom a cheerful coach who loves puns."
         if len(description) > CUSTOM_PERSONA_CHARS:
             return f"Please describe me in under {CUSTOM_PERSONA_CHARS} characters."
-        self._wait(self.queue.submit(jobs.set_custom_persona, message.user_key, description,
-                                     description=f"custom persona from {message.platform}"))
-        return f"Okay, from now on I'll be: {description}"
+        return [self._later(message, "custom persona", jobs.chat_custom_persona, description)]
 
     def _mood(self, message: Incoming) -> str:
         mine = (self.users.bot_mood(message.user_key) or RESTING).words()
@@ -239,13 +236,10 @@ class Chat:
         return (f"With you I'm feeling {mine}. Over your last {len(recent)} messages you've mostly "
                 f"seemed {ADJECTIVE[main]}; most recently {ADJECTIVE[recent[-1]]}.")
 
-    def _forget(self, message: Incoming) -> str:
-        self._wait(self.queue.submit(jobs.forget_user, message.user_key,
-                                     description=f"forget from {message.platform}"))
-        return ("Done: I've deleted our conversation and my voice replies. Your registered voice, if "
-                "any, stays until you say /voice delete.")
+    def _forget(self, message: Incoming) -> list[Outgoing]:
+        return [self._later(message, "forget", jobs.chat_forget)]
 
-    def _voice(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str:
+    def _voice(self, message: Incoming, args: list[str], prefs: UserPrefs) -> str | list[Outgoing]:
         action = (args or ["status"])[0].lower()
         key = message.user_key
         if action == "train":
@@ -266,7 +260,7 @@ class Chat:
         if not status.registered:
             return "You haven't registered your voice. Say /voice train to start."
         return (f"Your voice is registered from {status.clips} clips "
-                f"({status.created_at:%d %b %Y}); I answer in {_voice_words(status.model_name)}.")
+                f"({status.created_at:%d %b %Y}); I answer in {jobs.voice_words(status.model_name)}.")
 
     # -- voice registration --------------------------------------------------------------
 
@@ -277,28 +271,28 @@ class Chat:
         pending = self.users.pending_clips(message.user_key)
         if len(pending) >= MAX_CLIPS:
             return [Outgoing(text=f"I have {MAX_CLIPS} clips already; say /voice done.")]
-        clip = self._wait(self.queue.submit(
-            jobs.check_voice_clip, message.audio, message.audio_mime,
-            description=f"voice clip from {message.platform}",
-        ))
-        count = self.users.add_pending_clip(message.user_key, clip["wav"], clip["transcript"])
-        more = "Send another, or say /voice done." if count >= MIN_CLIPS else "Send another one."
-        return [Outgoing(text=f"Got clip {count} ({clip['seconds']:.0f} s). {more}")]
+        return [self._later(message, "voice clip", jobs.chat_voice_clip, message.audio,
+                            message.audio_mime)]
 
-    def _finish_training(self, message: Incoming, prefs: UserPrefs) -> str:
+    def _finish_training(self, message: Incoming, prefs: UserPrefs) -> str | list[Outgoing]:
         if not prefs.training_since:
             return "Say /voice train first, then send me your voice notes."
         clips = self.users.pending_clips(message.user_key)
         if len(clips) < MIN_CLIPS:
             return f"I need at least {MIN_CLIPS} clips; I have {len(clips)}. Send another voice note."
         # Saying /voice done after recording is the user's consent to the voice being learned.
-        profile = self._wait(self.queue.submit(
-            jobs.register_voice, message.user_key, clips, datetime.now(timezone.utc),
-            description=f"voice registration from {message.platform}",
-        ))
-        self.users.stop_training(message.user_key)
-        return (f"Thank you! I've learned your voice from {profile['clips']} clips. From now on I'll "
-                f"answer in {_voice_words(profile['engine'])}. /voice delete removes it at any time.")
+        learning = self._later(message, "voice registration", jobs.chat_register_voice,
+                               datetime.now(timezone.utc))
+        return [Outgoing(text=LEARNING), learning]
+
+    def _later(self, message: Incoming, what: str, job, *args) -> Outgoing:
+        """Run `job(envelope, *args)` on a worker; it answers through the outbox."""
+        envelope = Envelope(message.platform, message.chat_id, message.message_id,
+                            message.user_key, in_group=not message.private)
+        handle = self.queue.submit(job, envelope, *args, job_id=envelope.key,
+                                   description=f"{what} from {message.platform}",
+                                   on_failure=jobs.answer_failed)
+        return Outgoing(queued=handle.job_id)
 
 
 def _older_than(moment: datetime, minutes: int) -> bool:
@@ -307,6 +301,3 @@ def _older_than(moment: datetime, minutes: int) -> bool:
     return datetime.now(timezone.utc) - moment > timedelta(minutes=minutes)
 
 
-def _voice_words(engine: str) -> str:
-    """Honest words for what speaks: offline conversion styles a voice, it does not clone it."""
-    return "a voice styled on yours" if engine.startswith("world-vc") else "your cloned voice"

@@ -331,8 +331,8 @@ def _forget(args: argparse.Namespace, settings: Settings) -> int:
 def _voice_train(args: argparse.Namespace, settings: Settings) -> int:
     from datetime import datetime, timezone
 
-    from bots.chat import MAX_CLIPS, MIN_CLIPS
     from workers import jobs
+    from workers.jobs import MAX_CLIPS, MIN_CLIPS
     from workers.queues import make_queue
 
     if not args.consent:
@@ -362,7 +362,7 @@ def _voice_manage(args: argparse.Namespace, settings: Settings) -> int:
     from storage.voices import VoiceProfileStore
 
     storage = open_storage(settings)
-    voices, key = VoiceProfileStore(storage.sessions, storage.blobs), f"cli:{args.user}"
+    voices, key = VoiceProfileStore(storage.sessions), f"cli:{args.user}"
     if args.voice_command == "delete":
         print("deleted" if voices.delete(key) else f"{args.user} has no registered voice")
         return 0
@@ -388,13 +388,13 @@ def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
     onnxruntime.set_seed(args.seed)
     wiring.offline_environment(settings)
     storage = wiring.open_storage(settings)
-    profile = VoiceProfileStore(storage.sessions, storage.blobs).load(f"cli:{args.user}")
+    profile = VoiceProfileStore(storage.sessions).load(f"cli:{args.user}")
     if profile is None:
         raise CliError(f"{args.user} has no registered voice (heartline voice train)")
     from models.audio import PyAvCodec
 
     codec = PyAvCodec()
-    clips = [codec.decode(Path(path).read_bytes(), "audio/wav", 60) for path in profile.clips]
+    clips = [codec.decode(wav, "audio/wav", 60) for wav in profile.clips]
     if not 1 <= args.sentences <= len(REPLY_SENTENCES):
         raise CliError(f"--sentences must be 1 to {len(REPLY_SENTENCES)}")
     report = evaluate(clips, list(profile.transcripts), encoder=wiring.speaker_encoder(settings),

@@ -156,9 +156,10 @@ class DiscordDoor:
         """The sender's way out: one answer from the outbox."""
         reply, channel_id = delivery.reply, int(delivery.chat_id)
         voice = reply.voice if with_voice else None
-        reference = (discord.MessageReference(message_id=int(delivery.reply_to), channel_id=channel_id,
-                                              fail_if_not_exists=False)
-                     if delivery.reply_to else None)
+        # A slash command's id ("i...") is no message to quote.
+        quoted = delivery.reply_to if delivery.reply_to and delivery.reply_to.isdigit() else None
+        reference = (discord.MessageReference(message_id=int(quoted), channel_id=channel_id,
+                                              fail_if_not_exists=False) if quoted else None)
         # A voice message can carry no text, so the words go first as their own message.
         if reply.text and (voice is None or self.settings.reply_text != "none"):
             await send_text_message(self.client, channel_id, reply.text, reference)
@@ -178,7 +179,10 @@ class DiscordDoor:
                 private=interaction.guild is None, addressed=True,
             )
             replies = await self.chat.handle(incoming)
-            await interaction.followup.send("\n".join(r.text for r in replies if r.text) or "Done.")
+            words = "\n".join(r.text for r in replies if r.text)
+            if not words and any(r.queued for r in replies):
+                words = "On it: I'll answer here in a moment."
+            await interaction.followup.send(words or "Done.")
 
         for name, description in (("start", "Say hello"), ("help", "What I can do"),
                                   ("mood", "How I feel with you, and how you've seemed"),

@@ -190,10 +190,6 @@ class Settings(BaseSettings):
     def models_dir(self) -> Path:
         return self.model_cache_dir or self.data_dir / "models"
 
-    @property
-    def audio_dir(self) -> Path:
-        return self.data_dir / "audio"
-
     def masked(self) -> dict:
         """The effective settings, safe to print: tokens and passwords hidden."""
         values = self.model_dump(mode="json")

@@ -37,7 +37,6 @@ from core.stages import (
 )
 from models.audio import PyAvCodec
 from models.rule_replies import RuleBasedReplies
-from storage.blobs import AudioBlobs
 from storage.db import make_engine, migrate, session_factory
 from storage.outbox import Outbox
 from storage.turns import SqlHistory, SqlTurnStore
@@ -297,21 +296,20 @@ def _speaker_encoder(device: str):
 @dataclass(frozen=True)
 class Storage:
     sessions: sessionmaker[Session]
-    blobs: AudioBlobs
 
 
 def open_storage(settings: Settings) -> Storage:
-    """The database (migrated to the current schema) and the audio files, once per process."""
+    """The database, migrated to the current schema, once per process."""
     settings.data_dir.mkdir(parents=True, exist_ok=True)
     with _opening:  # the web thread and the worker thread may both open it first
-        return _storage(settings.sqlalchemy_url, settings.audio_dir.resolve())
+        return _storage(settings.sqlalchemy_url)
 
 
 @cache
-def _storage(url: str, audio_dir: Path) -> Storage:
+def _storage(url: str) -> Storage:
     engine = make_engine(url)
     migrate(engine)
-    return Storage(session_factory(engine), AudioBlobs(audio_dir))
+    return Storage(session_factory(engine))
 
 
 @contextmanager
@@ -342,8 +340,8 @@ def chat(settings: Settings) -> Chat:
         queue.warm_up()  # load the models now, so the first message does not wait for them
     # Shared by every bot process through Redis when there is one; one process needs no more.
     gate = Gate(settings.redis_url or "memory://", settings.max_messages_per_minute)
-    return Chat(settings, queue, UserStore(storage.sessions, storage.blobs),
-                VoiceProfileStore(storage.sessions, storage.blobs), Outbox(storage.sessions), gate)
+    return Chat(settings, queue, UserStore(storage.sessions), VoiceProfileStore(storage.sessions),
+                Outbox(storage.sessions), gate)
 
 
 def doors(settings: Settings, chat: Chat) -> list[Door]:
@@ -381,7 +379,7 @@ def build_pipeline(settings: Settings) -> Pipeline:
             toxicity=toxicity_checker(s),
             synthesizer=synthesizer(s),
             store=SqlTurnStore(sessions),
-            voices=VoiceProfileStore(sessions, storage.blobs),
+            voices=VoiceProfileStore(sessions),
             languages=language_identifier(s),
             judge=ReplyJudge(text_emotion_reader(s), sentence_encoder(s), language_identifier(s)),
         )

@@ -49,3 +49,22 @@ class Delivery:
     reply: Outgoing
     reply_to: str | None = None  # the message to quote (in groups), or None
     attempts: int = 0
+
+
+@dataclass(frozen=True)
+class Envelope:
+    """The platform message a job answers: where its one delivery goes."""
+
+    platform: str
+    chat_id: str
+    message_id: str
+    user_key: str
+    in_group: bool = False  # in a group chat the answer quotes the message it answers
+
+    @property
+    def key(self) -> str:
+        return message_key(self.platform, self.chat_id, self.message_id)
+
+    def answer(self, reply: Outgoing) -> Delivery:
+        return Delivery(self.key, self.platform, self.chat_id, self.user_key, reply,
+                        reply_to=self.message_id if self.in_group else None)

@@ -122,7 +122,7 @@ class VoiceProfile:
     """
 
     user_key: str
-    clips: tuple[str, ...]  # WAV paths of the user's own recordings
+    clips: tuple[bytes, ...] = field(repr=False)  # WAV bytes of the user's own recordings
     transcripts: tuple[str, ...] = ()
     embedding: tuple[float, ...] | None = None
     conversion: dict | None = field(default=None, repr=False)

@@ -7,6 +7,7 @@ return a sentence the user can act on.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import numpy as np
@@ -45,8 +46,9 @@ def dbfs(samples: np.ndarray) -> float:
 def check_clip(audio: PcmAudio) -> CheckedClip:
     seconds = audio.duration_s
     if seconds < MIN_SECONDS:
-        raise InputError(f"That clip is {seconds:.1f} s; please record at least {MIN_SECONDS:.0f} "
-                         "seconds of yourself speaking.")
+        # Rounded down, or 2.96 s reads "3.0 s" beside "at least 3 seconds".
+        raise InputError(f"That clip is {math.floor(seconds * 10) / 10:.1f} s; please record at "
+                         f"least {MIN_SECONDS:.0f} seconds of yourself speaking.")
     if seconds > MAX_SECONDS:
         raise InputError(f"That clip is {seconds:.0f} s; please keep each one under "
                          f"{MAX_SECONDS:.0f} seconds.")

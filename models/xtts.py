@@ -10,10 +10,12 @@ torch and coqui are imported inside the class, so this module imports without th
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import importlib.machinery
 import importlib.util
 import os
 import sys
+import tempfile
 import types
 from collections import OrderedDict
 from pathlib import Path
@@ -34,7 +36,7 @@ VOICE_CACHE_SIZE = 32
 
 
 class XttsSynthesizer:
-    """Speaks in the voice of `voice.clips` (zero-shot); with no voice, in a stock XTTS-v2 speaker.
+    """Speaks in the voice of `voice.clips` (WAV bytes, zero-shot); with no voice, in a stock XTTS-v2 speaker.
 
     `voice=None` uses `speaker` (default: the first name in the model's speakers_xtts.pth). A
     checkpoint without speakers_xtts.pth (fine-tuned or test models) can only clone, and raises
@@ -112,22 +114,23 @@ class XttsSynthesizer:
             return stock["gpt_cond_latent"], stock["speaker_embedding"]
         if not voice.clips:
             raise ValueError("the voice profile has no clips to clone from")
-        missing = [clip for clip in voice.clips if not Path(clip).is_file()]
-        if missing:
-            raise FileNotFoundError(f"{len(missing)} of the voice profile's clips are missing")
-        key = tuple((str(clip), stat.st_size, stat.st_mtime_ns)
-                    for clip in voice.clips for stat in [Path(clip).stat()])
+        key = tuple(hashlib.sha256(clip).hexdigest() for clip in voice.clips)
         if key not in self._voices:
             config = self._model.config
-            # The model's own cloning path. It reads the clips with torchaudio.load, which is
-            # soundfile when the stand-in below is in use.
-            self._voices[key] = self._model.get_conditioning_latents(
-                audio_path=[str(clip) for clip in voice.clips],
-                max_ref_length=config.max_ref_len,
-                gpt_cond_len=config.gpt_cond_len,
-                gpt_cond_chunk_len=config.gpt_cond_chunk_len,
-                sound_norm_refs=config.sound_norm_refs,
-            )
+            # The model's own cloning path reads files (with torchaudio.load, which is soundfile
+            # when the stand-in below is in use); the clips live in the database, so they are
+            # written out for that one call and deleted straight after.
+            with tempfile.TemporaryDirectory(prefix="heartline-voice-") as folder:
+                paths = [Path(folder) / f"clip{i}.wav" for i in range(len(voice.clips))]
+                for path, clip in zip(paths, voice.clips):
+                    path.write_bytes(clip)
+                self._voices[key] = self._model.get_conditioning_latents(
+                    audio_path=[str(path) for path in paths],
+                    max_ref_length=config.max_ref_len,
+                    gpt_cond_len=config.gpt_cond_len,
+                    gpt_cond_chunk_len=config.gpt_cond_chunk_len,
+                    sound_norm_refs=config.sound_norm_refs,
+                )
             if len(self._voices) > VOICE_CACHE_SIZE:
                 self._voices.popitem(last=False)
         self._voices.move_to_end(key)

@@ -1,1 +1,1 @@
-"""Persistence: SQL (SQLAlchemy + Alembic), memory and audio blobs."""
+"""Persistence: SQL (SQLAlchemy + Alembic, the outbox among it), semantic memory, and the gate."""

@@ -86,12 +86,25 @@ class VoiceProfile(Base):
     id: Mapped[int] = mapped_column(primary_key=True)
     user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), unique=True)
     model_name: Mapped[str] = mapped_column(String(128))
-    clip_paths: Mapped[list] = mapped_column(JSON, default=list)
-    transcripts: Mapped[list] = mapped_column(JSON, default=list)
     speaker_embedding: Mapped[list | None] = mapped_column(JSON)
     # What the offline converter fitted from the clips (a few kB); None for neural engines.
     conversion: Mapped[dict | None] = mapped_column(JSON)
     consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class VoiceClip(Base):
+    """One clip the user recorded for /voice train, as checked WAV bytes: "pending" until
+    /voice done, then part of their "profile". In the database, so that the bot (which takes
+    the clips) and the workers (which learn from them) need no shared disk."""
+
+    __tablename__ = "voice_clips"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_id: Mapped[int] = mapped_column(ForeignKey("users.id", ondelete="CASCADE"), index=True)
+    kind: Mapped[str] = mapped_column(String(16))
+    wav: Mapped[bytes] = mapped_column(LargeBinary)
+    transcript: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

@@ -9,12 +9,10 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.mood import BotMood
-from storage.blobs import AudioBlobs
-from storage.tables import Message, OutboxEntry, User
+from storage.tables import Message, OutboxEntry, User, VoiceClip
 from storage.turns import get_or_create_user, split_user_key
 
-PENDING_CLIPS = "voice-pending"
-VOICE_CLIPS = "voice"
+PENDING = "pending"  # a voice clip recorded since /voice train, kept until /voice done
 
 
 @dataclass(frozen=True)
@@ -26,9 +24,8 @@ class UserPrefs:
 
 
 class UserStore:
-    def __init__(self, sessions: sessionmaker[Session], blobs: AudioBlobs) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.blobs = blobs
 
     def prefs(self, user_key: str) -> UserPrefs:
         platform, platform_user_id = split_user_key(user_key)
@@ -47,23 +44,32 @@ class UserStore:
                 setattr(user, name, value)
 
     def start_training(self, user_key: str) -> None:
-        self.blobs.delete_folder(user_key, PENDING_CLIPS)
+        self._drop_pending(user_key)
         self.update(user_key, voice_training_since=datetime.now(timezone.utc))
 
     def stop_training(self, user_key: str) -> None:
-        self.blobs.delete_folder(user_key, PENDING_CLIPS)
+        self._drop_pending(user_key)
         self.update(user_key, voice_training_since=None)
 
     def add_pending_clip(self, user_key: str, wav: bytes, transcript: str) -> int:
         """Keep one checked clip until /voice done; returns how many are kept now."""
-        path = self.blobs.save(user_key, wav, ".wav", folder=PENDING_CLIPS)
-        path.with_suffix(".txt").write_text(transcript, encoding="utf-8")
+        with self.sessions.begin() as session:
+            user = get_or_create_user(session, *split_user_key(user_key))
+            session.add(VoiceClip(user_id=user.id, kind=PENDING, wav=wav, transcript=transcript))
         return len(self.pending_clips(user_key))
 
     def pending_clips(self, user_key: str) -> list[tuple[bytes, str]]:
-        folder = self.blobs.user_dir(user_key) / PENDING_CLIPS
-        wavs = sorted(folder.glob("*.wav"), key=lambda p: p.stat().st_mtime_ns) if folder.is_dir() else []
-        return [(p.read_bytes(), p.with_suffix(".txt").read_text(encoding="utf-8")) for p in wavs]
+        with self.sessions() as session:
+            rows = session.execute(
+                select(VoiceClip.wav, VoiceClip.transcript).where(
+                    VoiceClip.user_id.in_(_user_id(user_key)), VoiceClip.kind == PENDING)
+                .order_by(VoiceClip.id)).all()
+        return [(wav, transcript) for wav, transcript in rows]
+
+    def _drop_pending(self, user_key: str) -> None:
+        with self.sessions.begin() as session:
+            session.execute(delete(VoiceClip).where(VoiceClip.user_id.in_(_user_id(user_key)),
+                                                    VoiceClip.kind == PENDING))
 
     def bot_mood(self, user_key: str) -> BotMood | None:
         platform, platform_user_id = split_user_key(user_key)
@@ -84,13 +90,18 @@ class UserStore:
 
     def forget(self, user_key: str) -> None:
         """Delete the user's conversation: messages, reply voice notes not yet dropped from the
-        outbox, and Heartline's mood with them.
-        Their voice stays."""
-        platform, platform_user_id = split_user_key(user_key)
+        outbox, clips of an unfinished /voice train, and Heartline's mood with them. Their
+        registered voice stays."""
         with self.sessions.begin() as session:
-            user_ids = select(User.id).where(
-                User.platform == platform, User.platform_user_id == platform_user_id)
+            user_ids = _user_id(user_key)
             session.execute(delete(Message).where(Message.user_id.in_(user_ids)))
             session.execute(delete(OutboxEntry).where(OutboxEntry.user_key == user_key))
+            session.execute(delete(VoiceClip).where(VoiceClip.user_id.in_(user_ids),
+                                                    VoiceClip.kind == PENDING))
             session.execute(update(User).where(User.id.in_(user_ids)).values(bot_mood=None))
-        self.blobs.delete_except(user_key, keep=(VOICE_CLIPS,))
+
+
+def _user_id(user_key: str):
+    """The user's id, as a subquery."""
+    platform, platform_user_id = split_user_key(user_key)
+    return select(User.id).where(User.platform == platform, User.platform_user_id == platform_user_id)

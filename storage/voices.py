@@ -1,19 +1,19 @@
-"""Registered voices: the user's own clips as WAV files and one `voice_profiles` row."""
+"""Registered voices: the user's own clips (`voice_clips` rows) and one `voice_profiles` row."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.turn import VoiceProfile
-from storage.blobs import AudioBlobs
-from storage.tables import User
+from storage.tables import User, VoiceClip
 from storage.tables import VoiceProfile as VoiceProfileRow
 from storage.turns import get_or_create_user, split_user_key
-from storage.users import VOICE_CLIPS
+
+PROFILE = "profile"
 
 
 @dataclass(frozen=True)
@@ -26,15 +26,12 @@ class VoiceStatus:
 
 
 class VoiceProfileStore:
-    def __init__(self, sessions: sessionmaker[Session], blobs: AudioBlobs) -> None:
+    def __init__(self, sessions: sessionmaker[Session]) -> None:
         self.sessions = sessions
-        self.blobs = blobs
 
     def save(self, user_key: str, clips: list[bytes], transcripts: list[str], model_name: str,
              embedding: list[float] | None, conversion: dict | None, consented_at: datetime) -> None:
         """Replace the user's profile with these WAV clips and what was fitted from them."""
-        old = self._row_paths(user_key)
-        paths = [str(self.blobs.save(user_key, wav, ".wav", folder=VOICE_CLIPS)) for wav in clips]
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions.begin() as session:
             user = get_or_create_user(session, platform, platform_user_id)
@@ -42,21 +39,28 @@ class VoiceProfileStore:
             if row is None:
                 row = VoiceProfileRow(user_id=user.id)
                 session.add(row)
-            row.model_name, row.clip_paths, row.transcripts = model_name, paths, transcripts
+            row.model_name = model_name
             row.speaker_embedding = embedding
             row.conversion = conversion
             row.consented_at, row.created_at = consented_at, datetime.now(consented_at.tzinfo)
-        self.blobs.delete_files(old)
+            session.execute(delete(VoiceClip).where(VoiceClip.user_id == user.id,
+                                                    VoiceClip.kind == PROFILE))
+            session.add_all(VoiceClip(user_id=user.id, kind=PROFILE, wav=wav, transcript=text)
+                            for wav, text in zip(clips, transcripts))
 
     def load(self, user_key: str) -> VoiceProfile | None:
         with self.sessions() as session:
             row = self._row(session, user_key)
             if row is None:
                 return None
+            clips = session.execute(
+                select(VoiceClip.wav, VoiceClip.transcript)
+                .where(VoiceClip.user_id == row.user_id, VoiceClip.kind == PROFILE)
+                .order_by(VoiceClip.id)).all()
             return VoiceProfile(
                 user_key=user_key,
-                clips=tuple(row.clip_paths),
-                transcripts=tuple(row.transcripts),
+                clips=tuple(wav for wav, _ in clips),
+                transcripts=tuple(text for _, text in clips),
                 embedding=tuple(row.speaker_embedding) if row.speaker_embedding else None,
                 conversion=row.conversion,
             )
@@ -66,24 +70,20 @@ class VoiceProfileStore:
             row = self._row(session, user_key)
             if row is None:
                 return VoiceStatus(registered=False)
-            return VoiceStatus(True, len(row.clip_paths), row.model_name, row.created_at,
-                               row.consented_at)
+            clips = session.scalar(select(func.count()).select_from(VoiceClip).where(
+                VoiceClip.user_id == row.user_id, VoiceClip.kind == PROFILE))
+            return VoiceStatus(True, clips, row.model_name, row.created_at, row.consented_at)
 
     def delete(self, user_key: str) -> bool:
-        """Forget the voice: the row and every clip file. True if there was one."""
-        paths = self._row_paths(user_key)
+        """Forget the voice: the profile and every clip. True if there was one."""
         with self.sessions.begin() as session:
             row = self._row(session, user_key)
-            if row is not None:
-                session.delete(row)
-        self.blobs.delete_files(paths)
-        self.blobs.delete_folder(user_key, VOICE_CLIPS)
-        return paths is not None
-
-    def _row_paths(self, user_key: str) -> list[str] | None:
-        with self.sessions() as session:
-            row = self._row(session, user_key)
-            return list(row.clip_paths) if row else None
+            if row is None:
+                return False
+            session.execute(delete(VoiceClip).where(VoiceClip.user_id == row.user_id,
+                                                    VoiceClip.kind == PROFILE))
+            session.delete(row)
+            return True
 
     @staticmethod
     def _row(session: Session, user_key: str) -> VoiceProfileRow | None:

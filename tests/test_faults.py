@@ -40,6 +40,7 @@ def env(redis_url, tmp_path):
 @contextmanager
 def heartline(command: str, env: dict):
     log = Path(env["HEARTLINE_DATA_DIR"]) / f"{command}-{uuid.uuid4().hex[:6]}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
         process = subprocess.Popen([sys.executable, "-m", "bots.cli", command], env=env,
                                    stdout=subprocess.DEVNULL, stderr=out)
@@ -168,3 +169,50 @@ def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pip
                 wait_until(lambda: redis.exists(f"rq:job:{job_of(after)}"), 30, "a job after the restart")
         finally:
             running.close()
+
+
+@pytest.fixture()
+def own_postgres():
+    """A database of this test's own on the real server, dropped afterwards."""
+    from sqlalchemy import create_engine, text
+    from sqlalchemy.engine import make_url
+
+    from conftest import POSTGRES_URL, require_service
+
+    require_service("PostgreSQL", POSTGRES_URL, 5432)
+    name = f"heartline_hosts_{uuid.uuid4().hex[:8]}"
+    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    with admin.connect() as connection:
+        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+    admin.dispose()
+
+
+def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env, own_postgres,
+                                                                            tmp_path, say):
+    """As on two hosts: each process has a data dir of its own. Voice notes in and out and
+    voice-training clips cross between them, and neither leaves audio on its disk."""
+    user = uuid.uuid4().int % 10**9
+    bot_disk, worker_disk = tmp_path / "bot-host", tmp_path / "worker-host"
+    with FakeTelegram() as fake:
+        shared = {**env, "HEARTLINE_DATABASE_URL": own_postgres, "TELEGRAM_BOT_TOKEN": fake.token,
+                  "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
+        with heartline("worker", {**shared, "HEARTLINE_DATA_DIR": str(worker_disk)}), \
+                heartline("run", {**shared, "HEARTLINE_DATA_DIR": str(bot_disk)}):
+            fake.wait_for("getUpdates", timeout=120)
+            fake.send_voice(user, say("I finally booked the trip to see my grandmother."), duration=3)
+            [voice] = fake.wait_for("sendVoice", timeout=240, ok=True)
+            assert voice.upload("voice")[2][:4] == b"OggS"
+
+            fake.send_command(user, "/voice train")
+            fake.send_voice(user, say("This is my own voice. I am recording it so that you can "
+                                      "learn how I sound when I speak."), duration=5)
+            said = [c.params["text"] for c in fake.wait_for("sendMessage", count=2, timeout=240, ok=True)]
+            assert said[1].startswith("Got clip 1 ("), said  # checked by the worker, kept for the bot
+            fake.send_command(user, "/voice cancel")
+            fake.wait_for("sendMessage", count=3, timeout=60, ok=True)
+    for disk in (bot_disk, worker_disk):
+        kept = [p for p in disk.rglob("*") if p.suffix in (".ogg", ".wav", ".opus")]
+        assert kept == [], f"audio left on {disk.name}: {kept}"

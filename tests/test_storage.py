@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import json
 import multiprocessing
-from pathlib import Path
 
 import pytest
 from alembic.autogenerate import compare_metadata
@@ -14,10 +14,9 @@ from sqlalchemy.exc import IntegrityError
 from core.delivery import Delivery, Outgoing, VoiceNote
 from core.mood import BotMood
 from core.turn import Turn
-from storage.blobs import AudioBlobs
 from storage.db import make_engine, migrate, session_factory
 from storage.outbox import Outbox
-from storage.tables import Base, Message, ModerationEvent, User
+from storage.tables import Base, Message, ModerationEvent, User, VoiceClip
 from storage.turns import SqlHistory, SqlTurnStore
 
 
@@ -131,22 +130,12 @@ def test_flagged_input_opens_a_moderation_event_and_deleting_a_user_removes_ever
         assert session.scalars(select(ModerationEvent)).all() == []
 
 
-def test_reply_audio_lives_in_a_per_user_folder_that_never_contains_the_id(tmp_path):
-    blobs = AudioBlobs(tmp_path)
-    path = blobs.save("telegram:../../etc", b"OggS", ".ogg")
-    assert path.parent.parent == tmp_path and "etc" not in str(path)
-    assert blobs.resolve(str(path.relative_to(tmp_path))) == path.resolve()
-    assert blobs.resolve("../outside.ogg") is None
-    blobs.delete_user("telegram:../../etc")
-    assert not path.exists()
-
-
 def test_a_voice_profile_is_kept_replaced_and_deleted_with_its_clips(engine, tmp_path):
     from datetime import datetime, timezone
 
     from storage.voices import VoiceProfileStore
 
-    voices = VoiceProfileStore(session_factory(engine), AudioBlobs(tmp_path / "audio"))
+    voices = VoiceProfileStore(session_factory(engine))
     consent = datetime(2026, 11, 22, tzinfo=timezone.utc)
     assert voices.load("telegram:5") is None and not voices.status("telegram:5").registered
     voices.save("telegram:5", [b"RIFF1", b"RIFF2"], ["one", "two"], "world-vc", [0.1, 0.2],
@@ -154,16 +143,16 @@ def test_a_voice_profile_is_kept_replaced_and_deleted_with_its_clips(engine, tmp
     first = voices.load("telegram:5")
     assert (first.transcripts, first.embedding, first.conversion) == (("one", "two"), (0.1, 0.2),
                                                                      {"f0_mean": 5.1})
-    assert [Path(p).read_bytes() for p in first.clips] == [b"RIFF1", b"RIFF2"]
+    assert first.clips == (b"RIFF1", b"RIFF2")
     status = voices.status("telegram:5")
     assert (status.clips, status.model_name) == (2, "world-vc")
     assert status.consented_at.replace(tzinfo=timezone.utc) == consent
 
     voices.save("telegram:5", [b"RIFF3"], ["three"], "world-vc", None, None, consent)
-    assert not any(Path(p).exists() for p in first.clips)
-    second = voices.load("telegram:5")
+    assert voices.load("telegram:5").clips == (b"RIFF3",)  # the first clips are gone
     assert voices.delete("telegram:5") and voices.load("telegram:5") is None
-    assert not Path(second.clips[0]).exists()
+    with session_factory(engine)() as session:
+        assert session.scalars(select(VoiceClip)).all() == []
     assert not voices.delete("telegram:5")
 
 
@@ -171,8 +160,8 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     from storage.users import UserStore
     from storage.voices import VoiceProfileStore
 
-    sessions, blobs = session_factory(engine), AudioBlobs(tmp_path / "audio")
-    users, turns = UserStore(sessions, blobs), SqlTurnStore(sessions)
+    sessions = session_factory(engine)
+    users, turns = UserStore(sessions), SqlTurnStore(sessions)
     key = "discord:77"
     assert users.prefs(key).voice_replies and users.prefs(key).persona is None
     users.update(key, persona="tutor", voice_replies=False)
@@ -188,7 +177,7 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
 
     from datetime import datetime, timezone
 
-    VoiceProfileStore(sessions, blobs).save(key, [b"RIFFv"], ["mine"], "m", None, None,
+    VoiceProfileStore(sessions).save(key, [b"RIFFv"], ["mine"], "m", None, None,
                                             datetime.now(timezone.utc))
     turn = Turn(user_id="77", platform="discord")
     outbox = Outbox(sessions)
@@ -203,7 +192,7 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     users.forget(key)
     assert users.recent_emotions(key, 5) == [] and outbox.get("msg-1") is None
     assert users.bot_mood(key) is None and turns.user_state(turn).mood is None
-    assert VoiceProfileStore(sessions, blobs).load(key) is not None  # the voice stays
+    assert VoiceProfileStore(sessions).load(key) is not None  # the voice stays
     assert users.prefs(key).persona == "tutor"
 
 
@@ -304,3 +293,30 @@ def test_a_new_users_first_messages_at_once_make_one_user(engine):
         assert len(set(saved)) == 2  # both messages kept, under one user
         with sessions() as session:
             assert len(session.scalars(select(User).where(User.platform_user_id == f"new-{round_}")).all()) == 1
+
+
+def test_an_upgrade_moves_registered_voice_clips_from_files_into_the_database(engine, tmp_path):
+    from sqlalchemy import text
+
+    from storage.voices import VoiceProfileStore
+
+    Base.metadata.drop_all(engine)  # start again from the schema before clips moved
+    with engine.begin() as connection:
+        connection.exec_driver_sql("DROP TABLE IF EXISTS alembic_version")
+    migrate(engine, "0005")
+    clips = [tmp_path / "a.wav", tmp_path / "b.wav"]
+    for clip, data in zip(clips, (b"RIFFa", b"RIFFb")):
+        clip.write_bytes(data)
+    with engine.begin() as connection:
+        connection.execute(text("INSERT INTO users (id, platform, platform_user_id, voice_replies, "
+                                "banned, created_at) VALUES (1, 'telegram', '9', true, false, :now)"),
+                           {"now": "2026-11-30 10:00:00"})
+        connection.execute(text(
+            "INSERT INTO voice_profiles (user_id, model_name, clip_paths, transcripts, consented_at, "
+            "created_at) VALUES (1, 'world-vc', :paths, :texts, :now, :now)"),
+            {"paths": json.dumps([str(c) for c in clips]), "texts": json.dumps(["one", "two"]),
+             "now": "2026-11-30 10:00:00"})
+    migrate(engine)
+    profile = VoiceProfileStore(session_factory(engine)).load("telegram:9")
+    assert (profile.clips, profile.transcripts) == ((b"RIFFa", b"RIFFb"), ("one", "two"))
+    assert not any(clip.exists() for clip in clips)  # /voice delete could never find them again

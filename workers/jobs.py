@@ -11,7 +11,7 @@ from datetime import datetime
 
 from config.settings import Settings
 from config.wiring import build_pipeline
-from core.delivery import Delivery, Outgoing, VoiceNote, message_key
+from core.delivery import Envelope, Outgoing, VoiceNote
 from core.errors import InputError
 from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
@@ -21,6 +21,7 @@ log = logging.getLogger(__name__)
 
 STALE = ("Sorry, I was too busy to answer that in time. If it still matters, please send it "
          "again.")
+MIN_CLIPS, MAX_CLIPS = 2, 5  # voice notes for /voice train
 FAILED = "Something went wrong on my side (error id {error_id}). Please try again in a moment."
 
 _pipeline: Pipeline | None = None
@@ -46,7 +47,7 @@ def process_turn(turn: Turn) -> dict:
 
     A user error (corrupt audio, not an image...) is an answer, not a failure: the user is told
     what was wrong, and it comes back as {"error": {...}} so the queue does not retry what can
-    never succeed. Any other error is raised for the queue to retry; `turn_failed` answers
+    never succeed. Any other error is raised for the queue to retry; `answer_failed` answers
     after the last try.
     """
     outbox = current_outbox()
@@ -72,24 +73,22 @@ def process_turn(turn: Turn) -> dict:
     return answer
 
 
-def turn_failed(turn: Turn) -> None:
-    """The turn's last try failed: the user hears that, rather than nothing."""
-    error_id = uuid.uuid4().hex[:8]
-    log.error("turn %s failed for good (error id %s)", turn_key(turn), error_id)
-    _deliver(current_outbox(), turn,
-             Outgoing(text=FAILED.format(error_id=error_id), problem="internal"))
+def envelope_of(turn: Turn) -> Envelope | None:
+    """Where the turn's answer goes; None for a turn with no platform message (the bench)."""
+    if not turn.message_id:
+        return None
+    return Envelope(turn.platform, turn.chat_id, turn.message_id, turn.user_key, turn.in_group)
 
 
 def turn_key(turn: Turn) -> str | None:
-    return message_key(turn.platform, turn.chat_id, turn.message_id) if turn.message_id else None
+    envelope = envelope_of(turn)
+    return envelope.key if envelope else None
 
 
 def _deliver(outbox: Outbox, turn: Turn, reply: Outgoing) -> None:
-    key = turn_key(turn)
-    if key is None:  # a turn with no platform message (the bench, a test) has nowhere to go
-        return
-    outbox.put(Delivery(key, turn.platform, turn.chat_id, turn.user_key, reply,
-                        reply_to=turn.message_id if turn.in_group else None))
+    envelope = envelope_of(turn)
+    if envelope is not None:
+        outbox.put(envelope.answer(reply))
 
 
 def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
@@ -133,7 +132,7 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
     engine = pipeline.stages.synthesizer.engine_for(VoiceProfile(user_key, (), conversion=conversion))
     voice = sum(embeddings) / len(embeddings)
     storage = wiring.open_storage(settings)
-    VoiceProfileStore(storage.sessions, storage.blobs).save(
+    VoiceProfileStore(storage.sessions).save(
         user_key, [wav for wav, _ in clips], transcripts, model_name=engine,
         embedding=[round(float(x), 6) for x in voice], conversion=conversion,
         consented_at=consented_at)
@@ -154,7 +153,7 @@ def set_custom_persona(user_key: str, description: str) -> dict:
         log.info("refused a custom persona (%s)", ", ".join(verdict.reasons))
         return {"error": {"kind": "input", "message": "I can't take on that role. Describe a kind one?"}}
     storage = wiring.open_storage(Settings())
-    UserStore(storage.sessions, storage.blobs).update(user_key, persona="custom",
+    UserStore(storage.sessions).update(user_key, persona="custom",
                                                       custom_persona=description)
     return {"persona": "custom"}
 
@@ -167,5 +166,84 @@ def forget_user(user_key: str) -> dict:
 
     current_pipeline().stages.memory.forget(user_key)
     storage = wiring.open_storage(Settings())
-    UserStore(storage.sessions, storage.blobs).forget(user_key)
+    UserStore(storage.sessions).forget(user_key)
     return {"forgotten": user_key.partition(":")[0]}
+
+
+# -- commands that need a worker: each answers its chat message through the outbox ------------
+
+FORGOTTEN = ("Done: I've deleted our conversation and my voice replies. Your registered voice, if "
+             "any, stays until you say /voice delete.")
+
+
+def chat_custom_persona(envelope: Envelope, description: str) -> None:
+    done = set_custom_persona(envelope.user_key, description)
+    if "error" in done:
+        _answer(envelope, done["error"]["message"], problem="input")
+    else:
+        _answer(envelope, f"Okay, from now on I'll be: {description}")
+
+
+def chat_forget(envelope: Envelope) -> None:
+    forget_user(envelope.user_key)
+    _answer(envelope, FORGOTTEN)
+
+
+def chat_voice_clip(envelope: Envelope, audio: bytes, mime_type: str | None) -> None:
+    """A /voice train clip: checked, and kept until /voice done."""
+    clip = check_voice_clip(audio, mime_type)
+    if "error" in clip:
+        _answer(envelope, clip["error"]["message"], problem="input")
+        return
+    users = _users()
+    if users.prefs(envelope.user_key).training_since is None:  # /voice cancel came first
+        _answer(envelope, "I didn't keep that clip: voice training was stopped. Say /voice train "
+                          "to start again.")
+        return
+    count = users.add_pending_clip(envelope.user_key, clip["wav"], clip["transcript"])
+    more = "Send another, or say /voice done." if count >= MIN_CLIPS else "Send another one."
+    _answer(envelope, f"Got clip {count} ({clip['seconds']:.0f} s). {more}")
+
+
+def chat_register_voice(envelope: Envelope, consented_at: datetime) -> None:
+    """/voice done: the voice learned from the clips kept since /voice train."""
+    users = _users()
+    clips = users.pending_clips(envelope.user_key)
+    if len(clips) < MIN_CLIPS:
+        _answer(envelope, f"I need at least {MIN_CLIPS} clips; I have {len(clips)}. "
+                          "Send another voice note.", problem="input")
+        return
+    profile = register_voice(envelope.user_key, clips, consented_at)
+    if "error" in profile:
+        _answer(envelope, profile["error"]["message"], problem="input")
+        return
+    users.stop_training(envelope.user_key)
+    _answer(envelope, f"Thank you! I've learned your voice from {profile['clips']} clips. From now "
+                      f"on I'll answer in {voice_words(profile['engine'])}. /voice delete removes "
+                      "it at any time.")
+
+
+def answer_failed(what: Turn | Envelope, *_args) -> None:
+    """A job's last try failed: the user hears that, rather than nothing."""
+    error_id = uuid.uuid4().hex[:8]
+    envelope = what if isinstance(what, Envelope) else envelope_of(what)
+    log.error("job %s failed for good (error id %s)", envelope.key if envelope else "-", error_id)
+    if envelope is not None:
+        current_outbox().put(envelope.answer(
+            Outgoing(text=FAILED.format(error_id=error_id), problem="internal")))
+
+
+def voice_words(engine: str) -> str:
+    """Honest words for what speaks: offline conversion styles a voice, it does not clone it."""
+    return "a voice styled on yours" if engine.startswith("world-vc") else "your cloned voice"
+
+
+def _answer(envelope: Envelope, text: str, problem: str | None = None) -> None:
+    current_outbox().put(envelope.answer(Outgoing(text=text, problem=problem)))
+
+
+def _users():
+    from config import wiring
+    from storage.users import UserStore
+
+    return UserStore(wiring.open_storage(Settings()).sessions)

@@ -57,7 +57,7 @@ def submit_turn(queue: JobQueue, turn: Turn, gpu: bool = False) -> JobHandle:
     # Same platform message, same job id: that is what makes a redelivery one job.
     return queue.submit(jobs.process_turn, turn, job_id=jobs.turn_key(turn),
                         description=f"turn from {turn.platform}", gpu=gpu,
-                        on_failure=jobs.turn_failed)
+                        on_failure=jobs.answer_failed)
 
 
 def _unwrap(payload: Any) -> Any:

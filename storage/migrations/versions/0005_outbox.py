@@ -4,6 +4,8 @@ Revision ID: 0005
 Revises: 0004
 """
 
+from pathlib import Path
+
 import sqlalchemy as sa
 from alembic import op
 
@@ -38,8 +40,14 @@ def upgrade() -> None:
     )
     op.create_index("outbox_due", "outbox", ["platform", "status", "not_before"])
     op.create_index("ix_outbox_user_key", "outbox", ["user_key"])
+    # Reply voice notes were files named in this column; once it is gone nothing (/forget
+    # included) could find them again, so they go with it.
+    stale = [Path(path) for (path,) in op.get_bind().execute(sa.text(
+        "SELECT reply_audio_path FROM messages WHERE reply_audio_path IS NOT NULL"))]
     with op.batch_alter_table("messages") as batch_op:
         batch_op.drop_column("reply_audio_path")
+    for path in stale:
+        path.unlink(missing_ok=True)
 
 
 def downgrade() -> None:
