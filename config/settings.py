@@ -43,6 +43,9 @@ class Settings(BaseSettings):
     # first (`heartline worker --gpu`); unset, every job shares queue_name.
     gpu_queue_name: str | None = None
     job_timeout_s: int = 600
+    # One backend call (transcribing, replying, speaking...) given up on after this: the turn
+    # goes on without that stage, e.g. a text reply when speech synthesis hangs.
+    stage_timeout_s: float = 120.0
     job_retries: int = 2
     job_retry_intervals_s: list[int] = [5, 30]
     result_ttl_s: int = 3600

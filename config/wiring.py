@@ -397,4 +397,5 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         reply_max_chars=settings.reply_max_chars,
         reply_candidates=settings.reply_candidates,
         expressiveness=settings.expressiveness,
+        stage_timeout_s=settings.stage_timeout_s,
     )

@@ -8,7 +8,10 @@ from __future__ import annotations
 
 import base64
 import logging
+import threading
 from collections.abc import Iterator, Mapping
+from concurrent.futures import Future
+from concurrent.futures import TimeoutError as FutureTimeout
 from contextlib import contextmanager
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timezone
@@ -84,6 +87,7 @@ class PipelineSettings:
     reply_max_chars: int = 400
     reply_candidates: int = 3
     expressiveness: float = 1.0
+    stage_timeout_s: float = 120.0  # a backend that takes longer costs its stage, not the turn
 
 
 class _Stopwatch:
@@ -101,6 +105,10 @@ class _Stopwatch:
 
     def skip(self, name: str, reason: str) -> None:
         self.skipped[name] = reason
+
+
+class StageTimeout(RuntimeError):
+    """A backend took longer than a stage may."""
 
 
 class Pipeline:
@@ -219,7 +227,13 @@ class Pipeline:
                 turn.audio, turn.audio_mime, self.settings.max_audio_seconds
             )
         with clock.stage("transcribe"):
-            transcript = self.stages.transcriber.transcribe(audio)
+            try:
+                transcript = self._bounded("transcribe", self.stages.transcriber.transcribe, audio)
+            except Exception as error:
+                # Still answered: as a voice note with no words heard, from how it sounded.
+                log.exception("transcription failed; answering without the words")
+                clock.skip("transcribe", f"{_what_went_wrong(error)}; answered without the words")
+                return audio, None, None
         return audio, transcript.text.strip(), transcript.language
 
     def _read_text(self, text: str, clock: _Stopwatch) -> list[EmotionScore]:
@@ -227,7 +241,7 @@ class Pipeline:
             clock.skip("text_emotion", "no words")
             return []
         with clock.stage("text_emotion"):
-            return self.stages.text_emotion.read(text)
+            return self._optional("text_emotion", self.stages.text_emotion.read, text, clock) or []
 
     def _read_face(self, turn: Turn, clock: _Stopwatch) -> EmotionScore | None:
         reader = self.stages.face_emotion
@@ -254,17 +268,36 @@ class Pipeline:
         with clock.stage("voice_emotion"):
             return self._optional("voice_emotion", reader.read, audio, clock)
 
-    @staticmethod
-    def _optional(stage: str, read, data, clock: _Stopwatch):
-        """A reader that breaks costs its reading, not the user's message. Bad input still raises."""
+    def _optional(self, stage: str, read, data, clock: _Stopwatch):
+        """A reader that breaks or hangs costs its reading, not the user's message. Bad input
+        still raises."""
         try:
-            return read(data)
+            return self._bounded(stage, read, data)
         except InputError:
             raise
-        except Exception:
+        except Exception as error:
             log.exception("%s failed; answering without it", stage)
-            clock.skip(stage, "failed; answered without it")
+            clock.skip(stage, f"{_what_went_wrong(error)}; answered without it")
             return None
+
+    def _bounded(self, stage: str, call, *args):
+        """`call(*args)`, given up on after the stage timeout. Python cannot stop the thread it
+        runs on: a hung backend is logged and left to finish there (a daemon thread, so it does
+        not hold the worker up when it exits), and the turn goes on."""
+        future: Future = Future()
+
+        def run() -> None:
+            try:
+                future.set_result(call(*args))
+            except BaseException as error:  # handed to the caller, whatever it is
+                future.set_exception(error)
+
+        threading.Thread(target=run, name=f"heartline-{stage}", daemon=True).start()
+        try:
+            return future.result(self.settings.stage_timeout_s)
+        except FutureTimeout:
+            log.error("%s took over %.0f s; going on without it", stage, self.settings.stage_timeout_s)
+            raise StageTimeout(f"{stage} took over {self.settings.stage_timeout_s:.0f} s") from None
 
     def _persona(self, turn: Turn, user: UserState) -> str:
         if turn.persona in PERSONAS:
@@ -289,8 +322,8 @@ class Pipeline:
         best: tuple[str, dict, int, int] | None = None  # safe, no problem, but missing something
         for attempt in range(cfg.reply_candidates):
             try:
-                reply = clean_reply(s.replier.generate(request), cfg.reply_max_sentences,
-                                    cfg.reply_max_chars, feeling)
+                reply = clean_reply(self._bounded("generate_reply", s.replier.generate, request),
+                                    cfg.reply_max_sentences, cfg.reply_max_chars, feeling)
             except Exception:
                 log.exception("reply generator %s failed; using the fallback", s.replier.name)
                 break
@@ -351,12 +384,12 @@ class Pipeline:
             with clock.stage("synthesize_voice"):
                 voice = self.stages.voices.load(turn.user_key) if self.stages.voices else None
                 models["tts"] = synthesizer.engine_for(voice)
-                pcm = synthesizer.synthesize(spoken, style, voice)
+                pcm = self._bounded("synthesize_voice", synthesizer.synthesize, spoken, style, voice)
                 audio = codec.encode_wav(pcm) if wav else codec.encode_voice_note(pcm)
-        except Exception:
+        except Exception as error:
             # The words still reach the user; a missing voice note must not lose the reply.
             log.exception("speech synthesis failed; replying with text only")
-            clock.skip("synthesize_voice", "synthesis failed; text reply only")
+            clock.skip("synthesize_voice", f"synthesis {_what_went_wrong(error)}; text reply only")
             return None
         return ReplyAudio(
             data=audio,
@@ -364,6 +397,10 @@ class Pipeline:
             duration_s=round(pcm.duration_s, 3),
             waveform=base64.b64encode(codec.waveform(pcm)).decode(),
         )
+
+
+def _what_went_wrong(error: Exception) -> str:
+    return "took too long" if isinstance(error, StageTimeout) else "failed"
 
 
 def _rounded(scores: dict[str, float]) -> dict[str, float]:

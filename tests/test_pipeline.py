@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from dataclasses import replace
+
 import numpy as np
 import pytest
 
@@ -38,6 +41,8 @@ class Transcriber:
         self.text = text
 
     def transcribe(self, audio):
+        if isinstance(self.text, Exception):
+            raise self.text
         return Transcript(self.text, "en")
 
 
@@ -311,3 +316,47 @@ def test_when_no_reply_passes_the_safety_check_the_steady_line_is_said_and_marke
     result = pipeline.run(Turn(user_id="u1", text="hi"))
     assert result.response == STEADY_REPLY and result.metadata.models["reply"] == "steady-line"
     assert result.safety.action == "blocked_reply" and result.safety.is_safe
+
+
+class Hanging:
+    """A backend stuck in a call, as a wedged model or a dead GPU would be."""
+
+    name = "hung"
+
+    def __init__(self, seconds: float = 3.0) -> None:
+        self.seconds = seconds
+
+    def _hang(self, *args, **kwargs):
+        time.sleep(self.seconds)
+        raise AssertionError("a hung call's result must never be used")
+
+    transcribe = generate = _hang
+
+    def synthesize(self, text, style, voice=None):
+        return self._hang()
+
+    def engine_for(self, voice):
+        return self.name
+
+
+def quick(pipeline: Pipeline) -> Pipeline:
+    pipeline.settings = replace(pipeline.settings, stage_timeout_s=0.2)
+    return pipeline
+
+
+def test_a_hung_voice_still_sends_the_words_and_a_hung_model_the_rule_reply():
+    started = time.monotonic()
+    result = quick(make(synthesizer=Hanging())).run(Turn(user_id="u1", text="hi"))
+    assert result.response == "How lovely!" and result.reply_audio is None
+    assert result.metadata.skipped_stages["synthesize_voice"] == "synthesis took too long; text reply only"
+
+    result = quick(make(replier=Hanging())).run(Turn(user_id="u1", text="My dog died."))
+    assert result.response == "I'm listening." and result.metadata.models["reply"] == "rules"
+    assert time.monotonic() - started < 2.5  # neither waited for the hung call
+
+
+def test_a_voice_note_whose_transcription_breaks_is_answered_without_the_words():
+    for broken in (Hanging(), Transcriber(text=RuntimeError("CUDA error"))):
+        result = quick(make(transcriber=broken)).run(Turn(user_id="u1", audio=b"x", audio_mime="audio/ogg"))
+        assert result.response == NO_WORDS_REPLY and result.user_input.transcript is None
+        assert result.metadata.skipped_stages["transcribe"].endswith("; answered without the words")

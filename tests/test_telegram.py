@@ -197,3 +197,14 @@ def test_a_webhook_update_is_answered_and_confirmed_only_once_handled(library, s
         finally:
             running.close()
             chat.queue.close()
+
+
+def test_a_file_download_that_fails_is_retried_and_then_explained(telegram, user, say):
+    telegram.fail_next("getFile", error_code=502)
+    telegram.send_voice(user, say("I think I finally understand my new job."), duration=3)
+    telegram.wait_for("sendVoice", timeout=180, ok=True)  # the second try fetched it
+
+    telegram.fail_next("getFile", error_code=502, times=3)
+    telegram.send_voice(user, say("Can you hear me now?"), duration=2)
+    [sorry] = telegram.wait_for("sendMessage", timeout=60, ok=True)
+    assert sorry.params["text"] == "I couldn't fetch your file from Telegram. Please send it again."
