@@ -154,3 +154,16 @@ def test_voice_training_takes_checked_own_clips_only(chat, say):
     assert "at least 2 clips; I have 1" in ask(chat, msg(user="v1", text="/voice done"))[0].text
     assert "stopped" in ask(chat, msg(user="v1", text="/voice cancel"))[0].text
     assert chat.users.pending_clips("telegram:v1") == []
+
+
+def test_a_training_clip_job_run_again_keeps_the_clip_once(chat, say):
+    from core.delivery import Envelope
+    from workers import jobs
+
+    ask(chat, msg(user="v3", text="/voice train"))
+    clip = say("Hello, this is my own voice. I am recording it so you can learn how I sound.")
+    envelope = Envelope("telegram", "v3", "clip-1", "telegram:v3")
+    jobs.chat_voice_clip(envelope, clip, "audio/ogg")
+    jobs.chat_voice_clip(envelope, clip, "audio/ogg")  # RQ retried it after a worker died
+    assert len(chat.users.pending_clips("telegram:v3")) == 1
+    assert chat.outbox.get(envelope.key).reply.text.startswith("Got clip 1 (")

@@ -16,6 +16,7 @@ from core.errors import InputError
 from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
 from storage.outbox import Outbox
+from storage.users import UserStore
 
 log = logging.getLogger(__name__)
 
@@ -143,30 +144,22 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
 def set_custom_persona(user_key: str, description: str) -> dict:
     """Make the role the user described their persona, if it passes the same safety check as
     any message: a persona is part of every prompt, so it must not smuggle in abuse."""
-    from config import wiring
     from core import moderation
-    from storage.users import UserStore
 
     pipeline = current_pipeline()
     verdict = moderation.judge(pipeline.toxicity_scores(description), pipeline.settings.toxicity_threshold)
     if verdict.harmful:
         log.info("refused a custom persona (%s)", ", ".join(verdict.reasons))
         return {"error": {"kind": "input", "message": "I can't take on that role. Describe a kind one?"}}
-    storage = wiring.open_storage(Settings())
-    UserStore(storage.sessions).update(user_key, persona="custom",
-                                                      custom_persona=description)
+    _users().update(user_key, persona="custom", custom_persona=description)
     return {"persona": "custom"}
 
 
 def forget_user(user_key: str) -> dict:
     """Everything the user said, gone: messages, reply audio, semantic memory and Heartline's
     mood with them. Their registered voice stays; /voice delete removes that."""
-    from config import wiring
-    from storage.users import UserStore
-
     current_pipeline().stages.memory.forget(user_key)
-    storage = wiring.open_storage(Settings())
-    UserStore(storage.sessions).forget(user_key)
+    _users().forget(user_key)
     return {"forgotten": user_key.partition(":")[0]}
 
 
@@ -191,6 +184,8 @@ def chat_forget(envelope: Envelope) -> None:
 
 def chat_voice_clip(envelope: Envelope, audio: bytes, mime_type: str | None) -> None:
     """A /voice train clip: checked, and kept until /voice done."""
+    if current_outbox().has(envelope.key):  # run again after it answered: keep the clip once
+        return
     clip = check_voice_clip(audio, mime_type)
     if "error" in clip:
         _answer(envelope, clip["error"]["message"], problem="input")
@@ -207,6 +202,8 @@ def chat_voice_clip(envelope: Envelope, audio: bytes, mime_type: str | None) -> 
 
 def chat_register_voice(envelope: Envelope, consented_at: datetime) -> None:
     """/voice done: the voice learned from the clips kept since /voice train."""
+    if current_outbox().has(envelope.key):
+        return
     users = _users()
     clips = users.pending_clips(envelope.user_key)
     if len(clips) < MIN_CLIPS:
@@ -242,8 +239,7 @@ def _answer(envelope: Envelope, text: str, problem: str | None = None) -> None:
     current_outbox().put(envelope.answer(Outgoing(text=text, problem=problem)))
 
 
-def _users():
+def _users() -> UserStore:
     from config import wiring
-    from storage.users import UserStore
 
     return UserStore(wiring.open_storage(Settings()).sessions)
