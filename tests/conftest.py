@@ -10,6 +10,7 @@ import os
 import socket
 import tempfile
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
@@ -90,21 +91,38 @@ def redis_url():
     return REDIS_URL
 
 
-@pytest.fixture(scope="session")
-def postgres_url():
-    """A fresh database on the real server for this test session, dropped afterwards."""
+@contextmanager
+def fresh_database(prefix: str):
+    """A new database on the real PostgreSQL server, dropped afterwards; yields its URL."""
     require_service("PostgreSQL", POSTGRES_URL, 5432)
     from sqlalchemy import create_engine, text
     from sqlalchemy.engine import make_url
 
-    name = f"heartline_test_{uuid.uuid4().hex[:8]}"
+    name = f"{prefix}_{uuid.uuid4().hex[:8]}"
     admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
     with admin.connect() as connection:
         connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    try:
+        yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
+    finally:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+
+@pytest.fixture(scope="session")
+def postgres_url():
+    """A fresh database for this test session."""
+    with fresh_database("heartline_test") as url:
+        yield url
+
+
+@pytest.fixture()
+def unused_port() -> int:
+    """A loopback port nothing listens on (a server to start, or one that is not there)."""
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
 
 
 @pytest.fixture()

@@ -40,15 +40,6 @@ def site(settings, pipeline, unused_port):
 
 
 @pytest.fixture()
-def unused_port() -> int:
-    import socket
-
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
-@pytest.fixture()
 def page(site):
     from playwright.sync_api import sync_playwright
 

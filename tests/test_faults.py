@@ -134,18 +134,15 @@ def _answers(client: Redis) -> bool:
         return False
 
 
-def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pipeline, tmp_path):
-    import socket
-
+def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pipeline, tmp_path,
+                                                                   unused_port):
     from pydantic import SecretStr
 
     from config import wiring
     from bots.telegram import make_telegram_door
     from test_telegram import RunningDoor
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port
     user = uuid.uuid4().int % 10**9
     redis = Redis(port=port)
     with FakeTelegram() as fake, redis_server(port, tmp_path) as server:
@@ -173,21 +170,11 @@ def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pip
 
 @pytest.fixture()
 def own_postgres():
-    """A database of this test's own on the real server, dropped afterwards."""
-    from sqlalchemy import create_engine, text
-    from sqlalchemy.engine import make_url
+    """A database of this test's own: the session's is shared with tests that count rows."""
+    from conftest import fresh_database
 
-    from conftest import POSTGRES_URL, require_service
-
-    require_service("PostgreSQL", POSTGRES_URL, 5432)
-    name = f"heartline_hosts_{uuid.uuid4().hex[:8]}"
-    admin = create_engine(POSTGRES_URL, isolation_level="AUTOCOMMIT")
-    with admin.connect() as connection:
-        connection.execute(text(f'CREATE DATABASE "{name}"'))
-    yield make_url(POSTGRES_URL).set(database=name).render_as_string(hide_password=False)
-    with admin.connect() as connection:
-        connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
-    admin.dispose()
+    with fresh_database("heartline_hosts") as url:
+        yield url
 
 
 def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env, own_postgres,

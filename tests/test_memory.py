@@ -72,12 +72,11 @@ def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data
     assert "Biscuit" not in json.dumps(api.requests[-1].json["messages"][1:])  # not a recent turn
 
 
-def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path):
+def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path, unused_port):
     """A user told "forgotten" must have been: a Chroma server that died is an error, not a
     quiet success."""
     import shutil
     import signal
-    import socket
     import subprocess
     import time
 
@@ -85,9 +84,7 @@ def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path)
 
     from storage.memory import ChromaMemory, open_chroma
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
     server = subprocess.Popen([chroma, "run", "--path", str(tmp_path), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

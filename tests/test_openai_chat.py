@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import socket
 import time
 import traceback
 
@@ -149,11 +148,8 @@ def test_retries_used_up_raise(api):
     assert caught.value.status == 503 and len(api.requests) == 3
 
 
-def test_an_unreachable_server_raises_after_the_retries():
-    with socket.socket() as spare:
-        spare.bind(("127.0.0.1", 0))
-        port = spare.getsockname()[1]
-    replies = OpenAIChatReplies(f"http://127.0.0.1:{port}/v1", KEY, "m", retries=1, backoff_s=0.01)
+def test_an_unreachable_server_raises_after_the_retries(unused_port):
+    replies = OpenAIChatReplies(f"http://127.0.0.1:{unused_port}/v1", KEY, "m", retries=1, backoff_s=0.01)
     with pytest.raises(ReplyAPIError, match="after 2 attempts.*ConnectError") as caught:
         replies.generate(request())
     assert caught.value.status is None

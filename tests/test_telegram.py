@@ -165,14 +165,11 @@ def test_a_voice_note_the_user_refuses_arrives_as_words_and_5xx_are_retried(tele
 
 
 @pytest.mark.parametrize("library", ["ptb", "aiogram"])
-def test_a_webhook_update_is_answered_and_confirmed_only_once_handled(library, settings, pipeline, user):
-    import socket
-
+def test_a_webhook_update_is_answered_and_confirmed_only_once_handled(library, settings, pipeline, user,
+                                                                     unused_port):
     import requests
 
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        port = probe.getsockname()[1]
+    port = unused_port
     with FakeTelegram() as fake:
         door_settings = settings.model_copy(update={
             "telegram_bot_token": SecretStr(fake.token), "telegram_api_url": fake.api_url,
