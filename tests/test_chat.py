@@ -166,4 +166,4 @@ def test_a_training_clip_job_run_again_keeps_the_clip_once(chat, say):
     jobs.chat_voice_clip(envelope, clip, "audio/ogg")
     jobs.chat_voice_clip(envelope, clip, "audio/ogg")  # RQ retried it after a worker died
     assert len(chat.users.pending_clips("telegram:v3")) == 1
-    assert chat.outbox.get(envelope.key).reply.text.startswith("Got clip 1 (")
+    assert answer(chat, envelope.key).text.startswith("Got clip 1 (")
