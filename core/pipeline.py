@@ -209,7 +209,8 @@ class Pipeline:
             ),
         )
         with clock.stage("persist"):
-            result.metadata.message_id = s.store.save_turn(turn, result.to_dict())
+            result.metadata.message_id = s.store.save_turn(
+                turn, result.to_dict(), lambda now, hours: next_mood(now, fused, hours, hostile))
             if heard and not input_verdict.harmful:
                 s.memory.remember(turn.user_key, heard)
         result.metadata.processing_time = round(perf_counter() - started, 4)

@@ -5,7 +5,7 @@ Every backend has a `name` that goes into the result's `metadata.models`.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Protocol
 
@@ -132,8 +132,14 @@ class UserState:
     recent_emotions: list[str] = field(default_factory=list)  # fused, oldest first
 
 
+# (the mood stored now, hours since it was set) -> the mood after this turn
+MoodStep = Callable[[BotMood | None, float], BotMood]
+
+
 class TurnStore(Protocol):
     def user_state(self, turn: Turn) -> UserState: ...
 
-    def save_turn(self, turn: Turn, result: dict) -> int:
-        """Persist the turn and its result; returns the message id."""
+    def save_turn(self, turn: Turn, result: dict, mood_step: MoodStep | None = None) -> int:
+        """Persist the turn and its result; returns the message id. `mood_step` is applied to
+        the mood as stored at that moment, atomically: another turn of the same user may have
+        moved it since this one read it, and neither move may be lost."""

@@ -41,7 +41,7 @@ def migrate(engine: Engine, revision: str = "head") -> None:
     """
     config = AlembicConfig()
     config.set_main_option("script_location", str(MIGRATIONS))
-    with _sqlite_file_lock(engine), engine.begin() as connection:
+    with sqlite_file_lock(engine, "migrate"), engine.begin() as connection:
         if connection.dialect.name == "postgresql":  # held until this transaction ends
             connection.execute(text("SELECT pg_advisory_xact_lock(:key)"), {"key": MIGRATION_LOCK})
         config.attributes["connection"] = connection
@@ -49,12 +49,14 @@ def migrate(engine: Engine, revision: str = "head") -> None:
 
 
 @contextmanager
-def _sqlite_file_lock(engine: Engine) -> Iterator[None]:
+def sqlite_file_lock(engine: Engine, name: str) -> Iterator[None]:
+    """On SQLite, one holder at a time across every process on the host (SQLite has no row
+    locks, and one database file means one host); elsewhere nothing."""
     database = engine.url.database if engine.dialect.name == "sqlite" else None
     if not database or database == ":memory:":
         yield
         return
-    with open(f"{database}.migrate-lock", "a") as lock:
+    with open(f"{database}.{name}-lock", "a") as lock:
         fcntl.flock(lock, fcntl.LOCK_EX)  # released when the file closes
         yield
 

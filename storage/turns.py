@@ -10,8 +10,9 @@ from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.mood import BotMood
-from core.stages import UserState
+from core.stages import MoodStep, UserState
 from core.turn import Memory, Turn
+from storage.db import sqlite_file_lock
 from storage.tables import Message, ModerationEvent, User
 
 log = logging.getLogger(__name__)
@@ -27,11 +28,15 @@ def split_user_key(user_key: str) -> tuple[str, str]:
     return platform, platform_user_id
 
 
-def get_or_create_user(session: Session, platform: str, platform_user_id: str) -> User:
+def get_or_create_user(session: Session, platform: str, platform_user_id: str,
+                       for_update: bool = False) -> User:
     """The user's row, made if new. A new user's first two messages may be handled at once (by
     two workers, or the bot and a worker): the insert yields to a row the other made first,
-    where a plain INSERT failed one of them on the unique constraint."""
+    where a plain INSERT failed one of them on the unique constraint. `for_update` locks the row
+    until the transaction ends (PostgreSQL; SQLite has no row locks)."""
     query = select(User).where(User.platform == platform, User.platform_user_id == platform_user_id)
+    if for_update:
+        query = query.with_for_update()
     user = session.scalar(query)
     if user is None:
         insert = postgresql.insert if session.get_bind().dialect.name == "postgresql" else sqlite.insert
@@ -39,6 +44,15 @@ def get_or_create_user(session: Session, platform: str, platform_user_id: str) -
                         .on_conflict_do_nothing(index_elements=["platform", "platform_user_id"]))
         user = session.scalar(query)
     return user
+
+
+def _stored_mood(user: User) -> tuple[BotMood | None, float]:
+    """Heartline's mood with the user, and how many hours ago it was set."""
+    if not user.bot_mood:
+        return None, 0.0
+    at = datetime.fromisoformat(user.bot_mood["at"])
+    return (BotMood(user.bot_mood["warmth"], user.bot_mood["energy"]),
+            (datetime.now(timezone.utc) - at).total_seconds() / 3600)
 
 
 class SqlTurnStore:
@@ -54,25 +68,23 @@ class SqlTurnStore:
             recent = session.scalars(
                 select(Message.emotion).where(Message.user_id == user.id)
                 .order_by(Message.id.desc()).limit(RECENT_EMOTIONS)).all()
-            mood, hours = None, 0.0
-            if user.bot_mood:
-                mood = BotMood(user.bot_mood["warmth"], user.bot_mood["energy"])
-                at = datetime.fromisoformat(user.bot_mood["at"])
-                hours = (datetime.now(timezone.utc) - at).total_seconds() / 3600
+            mood, hours = _stored_mood(user)
             return UserState(user.persona, user.custom_persona, mood, hours, list(reversed(recent)))
 
-    def save_turn(self, turn: Turn, result: dict) -> int:
+    def save_turn(self, turn: Turn, result: dict, mood_step: MoodStep | None = None) -> int:
         user_input, emotions = result["user_input"], result["emotion_analysis"]
         if turn.message_id:
             stored = self._stored_id(turn)
             if stored is not None:  # a redelivery that got past the queue's dedup
                 log.info("%s message already stored as %d", turn.platform, stored)
                 return stored
-        with self.sessions.begin() as session:
-            user = get_or_create_user(session, turn.platform, turn.user_id)
-            mood = result["metadata"].get("bot_mood")
-            if mood:
-                user.bot_mood = {"warmth": mood["warmth"], "energy": mood["energy"],
+        # The mood is read and written under a lock: two workers answering one user at once
+        # would otherwise each move the mood they read, and one move would be lost.
+        with sqlite_file_lock(self.sessions.kw["bind"], "mood"), self.sessions.begin() as session:
+            user = get_or_create_user(session, turn.platform, turn.user_id, for_update=True)
+            if mood_step is not None:
+                after = mood_step(*_stored_mood(user))
+                user.bot_mood = {"warmth": after.warmth, "energy": after.energy,
                                  "at": datetime.now(timezone.utc).isoformat()}
             message = Message(
                 user=user,

@@ -125,7 +125,7 @@ class Store:
         return UserState(mood=BotMood(mood["warmth"], mood["energy"]), recent_emotions=[
             r["emotion_analysis"]["fused_emotion"]["primary_emotion"] for r in self.saved])
 
-    def save_turn(self, turn, result):
+    def save_turn(self, turn, result, mood_step=None):
         self.saved.append(result)
         return len(self.saved)
 

@@ -24,11 +24,11 @@ class FlakyStore:
     def __getattr__(self, name):
         return getattr(self.store, name)
 
-    def save_turn(self, turn, result):
+    def save_turn(self, turn, result, mood_step=None):
         self.calls += 1
         if self.calls <= self.failures:
             raise ConnectionError("database went away")
-        return self.store.save_turn(turn, result)
+        return self.store.save_turn(turn, result, mood_step)
 
 
 @pytest.fixture()

@@ -182,9 +182,7 @@ def test_preferences_training_clips_and_forget(engine, tmp_path):
     turn = Turn(user_id="77", platform="discord")
     outbox = Outbox(sessions)
     outbox.put(Delivery("msg-1", "discord", "c", key, Outgoing("sorry", VoiceNote(b"OggS", 1.0, b""))))
-    with_mood = result("sad", "sorry")
-    with_mood["metadata"]["bot_mood"] = {"warmth": 0.9, "energy": 0.3, "words": "tender and quiet"}
-    turns.save_turn(turn, with_mood)
+    turns.save_turn(turn, result("sad", "sorry"), lambda mood, hours: BotMood(0.9, 0.3))
     assert users.recent_emotions(key, 5) == [("joy", 0.9)]
     state = turns.user_state(turn)
     assert (state.mood, state.recent_emotions) == (BotMood(0.9, 0.3), ["joy"])
@@ -320,3 +318,24 @@ def test_an_upgrade_moves_registered_voice_clips_from_files_into_the_database(en
     profile = VoiceProfileStore(session_factory(engine)).load("telegram:9")
     assert (profile.clips, profile.transcripts) == ((b"RIFFa", b"RIFFb"), ("one", "two"))
     assert not any(clip.exists() for clip in clips)  # /voice delete could never find them again
+
+
+def test_two_turns_of_one_user_at_once_both_move_the_mood(engine):
+    """Each worker read the mood before the other wrote it; both moves must land."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    store = SqlTurnStore(session_factory(engine))
+
+    def warmer(mood, hours):
+        time.sleep(0.05)  # a turn takes seconds between reading its state and saving
+        return BotMood((mood.warmth if mood else 0.0) + 0.01, 0.5)
+
+    def turn(n: int) -> int:
+        return store.save_turn(Turn(user_id="moody", platform="telegram", chat_id="c", message_id=str(n)),
+                               result("joy", "hello"), warmer)
+
+    with ThreadPoolExecutor(6) as pool:
+        list(pool.map(turn, range(12)))
+    mood = store.user_state(Turn(user_id="moody", platform="telegram")).mood
+    assert round(mood.warmth, 4) == 0.12
