@@ -17,10 +17,10 @@ from datetime import datetime, timedelta, timezone
 
 from config.settings import Settings
 from core.delivery import Envelope, Outgoing, message_key
-from core.errors import InputError
+from core.errors import InputError, text_too_long
 from core.mood import ADJECTIVE, RESTING
 from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
-from core.turn import Turn
+from core.turn import Turn, clean_text
 from storage.gate import Gate
 from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
@@ -59,10 +59,10 @@ NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
 SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {seconds} s, please."
 LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
 BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
-TOO_LONG = "That message is too long for me (over {limit} characters). Could you send it in parts?"
 TRAINING_EXPIRED = ("I stopped waiting for voice clips: /voice train was over {minutes} minutes ago, "
                     "so I threw away the clips from then. Say /voice train to start again.")
 UNSUPPORTED = "I can read text, voice notes, audio files and photos, but not that kind of message."
+NOTHING_TO_READ = "There's nothing in that message I can read. Write to me, or send a voice note or a photo."
 
 
 @dataclass(frozen=True)
@@ -121,6 +121,7 @@ class Chat:
             self.gate.handled(key)
             return replies
         except InputError as error:
+            self.gate.handled(key)  # a refusal is its answer: the message again gets no second one
             return [Outgoing(text=str(error), problem="input")]
         except QueueFull:
             log.warning("refused a %s message: the queue is full", message.platform)
@@ -145,9 +146,15 @@ class Chat:
         wait = self.gate.wait_s(message.user_key)
         if wait:
             return [Outgoing(text=SLOW_DOWN.format(seconds=wait))]
-        text = (message.text or "").strip()
+        text = clean_text(message.text)
         if len(text) > self.settings.max_text_chars:
-            return [Outgoing(text=TOO_LONG.format(limit=self.settings.max_text_chars), problem="input")]
+            raise text_too_long(self.settings.max_text_chars)
+        refusal = self._unusable_file(message)
+        if refusal:
+            return [refusal]
+        if message.text and not text and message.audio is None and message.image is None:
+            return [Outgoing(text=NOTHING_TO_READ, problem="input")]  # only invisible characters
+        message = replace(message, text=text or None)
         notices = []
         if prefs.training_since and _older_than(prefs.training_since, self.settings.voice_training_minutes):
             # A user who forgot /voice done must not have every voice note taken as a clip.
@@ -172,8 +179,21 @@ class Chat:
 
     # -- turns --------------------------------------------------------------------------
 
+    def _unusable_file(self, message: Incoming) -> Outgoing | None:
+        """Refused here, not in a worker: an empty file, or one bigger than the limit however it
+        came (a door that could not ask the size first, the web chat's upload)."""
+        for data, what in ((message.audio, "audio file"), (message.image, "image")):
+            if data is None:
+                continue
+            if not data:
+                return Outgoing(text=f"That {what} is empty.", problem="input")
+            refusal = too_large(len(data), self.settings)
+            if refusal:
+                return refusal
+        return None
+
     def _turn(self, message: Incoming, prefs: UserPrefs) -> list[Outgoing]:
-        if not (message.text or message.audio or message.image):
+        if message.text is None and message.audio is None and message.image is None:
             return [Outgoing(text=UNSUPPORTED, problem="input")]
         turn = Turn(
             user_id=message.user_id, platform=message.platform, chat_id=message.chat_id,

@@ -232,6 +232,20 @@ def _read(path: Path | None, what: str) -> bytes | None:
     return path.read_bytes()
 
 
+def _refuse_unreadable(turn: Turn, settings: Settings) -> None:
+    """What the worker would refuse, refused in a second: before models load or a job waits."""
+    from config.wiring import pipeline_settings
+    from core.pipeline import readable_text
+    from models.audio import PyAvCodec
+    from models.images import open_image
+
+    readable_text(turn, pipeline_settings(settings))
+    if turn.audio is not None:
+        PyAvCodec().decode(turn.audio, turn.audio_mime, settings.max_audio_seconds)
+    if turn.image is not None:
+        open_image(turn.image)
+
+
 def _reply(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from workers.queues import RedisQueue, make_queue, submit_turn
@@ -252,6 +266,7 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
     for data, what in ((turn.audio, "audio"), (turn.image, "image")):
         if data is not None and len(data) > settings.max_upload_bytes:
             raise CliError(f"the {what} file is larger than {settings.max_upload_bytes // 2**20} MB")
+    _refuse_unreadable(turn, settings)
     queue = make_queue(settings)
     if isinstance(queue, RedisQueue) and not queue.workers_listening():
         log.warning("no worker is listening on queue %r yet; start one with `heartline worker`",

@@ -392,6 +392,7 @@ def pipeline_settings(settings: Settings) -> PipelineSettings:
         default_persona=settings.default_persona,
         fusion_weights=dict(settings.fusion_weights),
         max_audio_seconds=settings.max_audio_seconds,
+        max_text_chars=settings.max_text_chars,
         toxicity_threshold=settings.toxicity_threshold,
         reply_max_sentences=settings.reply_max_sentences,
         reply_max_chars=settings.reply_max_chars,

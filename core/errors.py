@@ -16,6 +16,13 @@ def audio_too_long(duration_s: float | None, limit_s: float) -> InputError:
     )
 
 
+def text_too_long(limit: int) -> InputError:
+    return InputError(f"That message is too long for me (over {limit} characters). "
+                      "Could you send it in parts?")
+
+
 def _minutes(seconds: float) -> str:
-    seconds = int(round(seconds))
-    return f"{seconds // 60}:{seconds % 60:02d}"
+    """As a player shows a length: 4:05, or 3:00:00 past an hour."""
+    hours, rest = divmod(int(round(seconds)), 3600)
+    minutes, seconds = divmod(rest, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}" if hours else f"{minutes}:{seconds:02d}"

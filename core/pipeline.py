@@ -19,7 +19,7 @@ from time import perf_counter
 
 from core import moderation
 from core.emotions import Reading, fuse, shared_distribution
-from core.errors import InputError
+from core.errors import InputError, text_too_long
 from core.mood import next_mood, trend_guidance
 from core.personas import CUSTOM, PERSONAS, voice_style
 from core.prompts import NO_WORDS_REPLY, clean_reply, reply_request
@@ -52,6 +52,7 @@ from core.turn import (
     TurnResult,
     UserInput,
     VoiceStyle,
+    clean_text,
 )
 
 log = logging.getLogger(__name__)
@@ -82,12 +83,23 @@ class PipelineSettings:
         default_factory=lambda: {"text": 1.0, "image": 0.8, "voice": 0.6}
     )
     max_audio_seconds: float = 300.0
+    max_text_chars: int = 4000
     toxicity_threshold: float = 0.5
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
     reply_candidates: int = 3
     expressiveness: float = 1.0
     stage_timeout_s: float = 120.0  # a backend that takes longer costs its stage, not the turn
+
+
+def readable_text(turn: Turn, settings: PipelineSettings) -> str:
+    """The turn's words, cleaned; InputError when the turn holds nothing to answer or too much."""
+    text = clean_text(turn.text)
+    if not text and turn.audio is None and turn.image is None:
+        raise InputError("Send me a message, a voice note or a selfie and I'll answer.")
+    if len(text) > settings.max_text_chars:
+        raise text_too_long(settings.max_text_chars)
+    return text
 
 
 class _Stopwatch:
@@ -131,9 +143,7 @@ class Pipeline:
         started = perf_counter()
         s, cfg, clock = self.stages, self.settings, _Stopwatch()
         models = self.models()
-        text = (turn.text or "").strip()
-        if not (text or turn.audio or turn.image):
-            raise InputError("Send me a message, a voice note or a selfie and I'll answer.")
+        text = readable_text(turn, cfg)
 
         audio, transcript, language = self._hear(turn, clock)
         heard = " ".join(part for part in (text, transcript) if part)
@@ -219,7 +229,7 @@ class Pipeline:
     # -- stages ---------------------------------------------------------------------------
 
     def _hear(self, turn: Turn, clock: _Stopwatch) -> tuple[PcmAudio | None, str | None, str | None]:
-        if not turn.audio:
+        if turn.audio is None:
             clock.skip("decode_audio", "no audio")
             clock.skip("transcribe", "no audio")
             return None, None, None
@@ -246,7 +256,7 @@ class Pipeline:
 
     def _read_face(self, turn: Turn, clock: _Stopwatch) -> EmotionScore | None:
         reader = self.stages.face_emotion
-        if not turn.image:
+        if turn.image is None:
             clock.skip("face_emotion", "no image")
             return None
         if reader is None:

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import asdict, dataclass, field
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import numpy as np
+
+# Format characters that carry meaning in writing: ZWNJ (Persian, Hindi) and ZWJ (emoji).
+_KEPT_FORMAT = frozenset("\u200c\u200d")
+
+
+def clean_text(text: str | None) -> str:
+    """What the user wrote, fit to read, store and speak: NFC, without control characters (a NUL
+    is refused by PostgreSQL), stray surrogates (invalid UTF-8), or invisible format characters
+    such as bidi overrides that make a text display other than it reads."""
+    if not text:
+        return ""
+    text = unicodedata.normalize("NFC", text.replace("\r\n", "\n"))
+    return "".join(
+        char for char in text
+        if char in "\n\t" or char in _KEPT_FORMAT
+        or unicodedata.category(char) not in ("Cc", "Cs", "Cf")
+    ).strip()
 
 
 @dataclass(frozen=True)

