@@ -186,6 +186,18 @@ def _parser() -> argparse.ArgumentParser:
     timing.add_argument("--json", action="store_true")
     timing.set_defaults(handler=_bench)
 
+    soak = commands.add_parser(
+        "soak", help="many users through a fake Telegram and real workers, with a worker and the "
+                     "bot killed on the way (needs HEARTLINE_REDIS_URL)")
+    soak.add_argument("--users", type=int, default=8, help="users writing at once (default 8)")
+    soak.add_argument("--minutes", type=float, default=5, help="how long they write (default 5)")
+    soak.add_argument("--workers", type=int, default=2, help="worker processes (default 2)")
+    soak.add_argument("--patience", type=float, default=300, metavar="SECONDS",
+                      help="how long a user waits for an answer before it counts as lost")
+    soak.add_argument("--keep", type=Path, metavar="DIR", help="keep data and process logs here")
+    soak.add_argument("--json", action="store_true")
+    soak.set_defaults(handler=_soak)
+
     run = commands.add_parser("run", help="start Heartline (web chat, and bots whose token is set)")
     run.set_defaults(handler=_run)
 
@@ -508,6 +520,19 @@ def _bench(args: argparse.Namespace, settings: Settings) -> int:
     report = bench(settings, args.turns, _read(args.image, "image"))
     print(json.dumps(report, indent=2) if args.json else describe(report))
     return 0
+
+
+def _soak(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.soak import describe, soak
+
+    if args.users < 1 or args.workers < 1 or args.minutes <= 0:
+        raise CliError("--users and --workers must be at least 1, and --minutes more than 0")
+    if not settings.redis_url:
+        raise CliError("a soak runs real workers through Redis: set HEARTLINE_REDIS_URL")
+    report = soak(settings, args.users, args.minutes, args.workers, args.patience, args.keep)
+    print(json.dumps(report, indent=2) if args.json else describe(report))
+    # Fit for CI: anything lost or answered twice, or a token in a log, fails the command.
+    return 0 if report["lost"] == report["duplicated"] == 0 and not report["token_in_logs"] else 1
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

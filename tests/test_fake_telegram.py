@@ -20,7 +20,7 @@ from pathlib import Path
 
 import pytest
 
-from fake_telegram import BOT_ID, FakeTelegram
+from bots.fake_telegram import BOT_ID, FakeTelegram
 
 pytest.importorskip("telegram", reason="python-telegram-bot is not installed")
 pytest.importorskip("aiogram", reason="aiogram is not installed")

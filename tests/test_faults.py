@@ -4,6 +4,7 @@ answered exactly once."""
 
 from __future__ import annotations
 
+import json
 import os
 import signal
 import subprocess
@@ -18,7 +19,7 @@ from redis import Redis
 from rq import Queue, Worker
 
 from core.delivery import message_key
-from fake_telegram import FakeTelegram
+from bots.fake_telegram import FakeTelegram
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -209,3 +210,20 @@ def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env,
     for disk in (bot_disk, worker_disk):
         kept = [p for p in disk.rglob("*") if p.suffix in (".ogg", ".wav", ".opus")]
         assert kept == [], f"audio left on {disk.name}: {kept}"
+
+
+def test_a_short_soak_answers_every_message_once_through_kills(redis_url, tmp_path):
+    """`heartline soak` as an operator runs it: users writing at once while a worker and the
+    bot are SIGKILLed and restarted."""
+    done = subprocess.run(
+        [sys.executable, "-m", "bots.cli", "soak", "--users", "3", "--minutes", "1", "--workers", "2",
+         "--keep", str(tmp_path / "soak"), "--json"],
+        capture_output=True, text=True, timeout=560,
+        env={**os.environ, "HEARTLINE_REDIS_URL": redis_url})
+    assert done.returncode == 0, done.stdout + done.stderr[-3000:]
+    report = json.loads(done.stdout)
+    assert report["sent"] >= 6 and report["answered"] == report["sent"]
+    assert report["lost"] == report["duplicated"] == report["failed"] == 0
+    assert report["unknown_api_calls"] == 0
+    assert [event.get("killed", "platform") for event in report["events"]] == ["worker", "platform", "bot"]
+    assert report["token_in_logs"] == []

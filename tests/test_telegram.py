@@ -15,7 +15,7 @@ from pathlib import Path
 
 import av
 import pytest
-from fake_telegram import FakeTelegram
+from bots.fake_telegram import FakeTelegram
 from pydantic import SecretStr
 
 from bots.telegram import make_telegram_door

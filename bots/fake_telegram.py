@@ -1,4 +1,5 @@
-"""A Telegram Bot API server on loopback, so the unmodified PTB and aiogram run end to end in tests.
+"""A Telegram Bot API server on loopback, so the unmodified PTB and aiogram run end to end in tests
+and in `heartline soak`.
 
 It speaks the wire protocol of https://core.telegram.org/bots/api for the methods a bot like ours
 uses: the same URLs, parameter encodings (query, urlencoded, JSON, multipart with `attach://`),
@@ -6,8 +7,8 @@ uses: the same URLs, parameter encodings (query, urlencoded, JSON, multipart wit
 (an offset confirms earlier updates, the newest poller wins, 409 while a webhook is set). Anything
 else answers 404 and is recorded, so a test can assert the bot called nothing we do not know.
 
-Tests drive it from any thread: users send updates, failures are injected, and every call the bot
-made is read back with its uploads.
+Tests and the soak drive it from any thread: users send updates, failures are injected, and every
+call the bot made is read back with its uploads.
 
     with FakeTelegram() as tg:
         app = Application.builder().token(tg.token).base_url(f"{tg.api_url}/bot") \
