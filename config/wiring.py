@@ -331,11 +331,12 @@ def chat(settings: Settings) -> Chat:
     """The layer every front door shares, on this bot process's queue and stores."""
     from bots.chat import Chat
     from storage.gate import Gate
+    from storage.journal import JobJournal
     from storage.users import UserStore
     from workers.queues import EmbeddedQueue, make_queue
 
     storage = open_storage(settings)
-    queue = make_queue(settings)
+    queue = make_queue(settings, JobJournal(storage.sessions))
     if isinstance(queue, EmbeddedQueue):
         queue.warm_up()  # load the models now, so the first message does not wait for them
     # Shared by every bot process through Redis when there is one; one process needs no more.

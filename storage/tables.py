@@ -154,3 +154,16 @@ class OutboxEntry(Base):
     sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
     __table_args__ = (Index("outbox_due", "platform", "status", "not_before"),)
+
+
+class EmbeddedJob(Base):
+    """A job of the embedded queue (`make run`, no Redis), kept until it has run: a process
+    killed mid-turn runs it again when it starts, as RQ keeps its jobs in Redis."""
+
+    __tablename__ = "embedded_jobs"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job_id: Mapped[str] = mapped_column(String(64), unique=True)
+    # The pickled call (function, arguments, failure handler), as RQ stores a job's.
+    payload: Mapped[bytes] = mapped_column(LargeBinary)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

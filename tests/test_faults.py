@@ -27,11 +27,9 @@ pytestmark = pytest.mark.timeout(600)
 @pytest.fixture()
 def env(redis_url, tmp_path):
     queue = f"faults-{uuid.uuid4().hex[:8]}"
-    # The session's model cache, where the reply model's ONNX build already is.
-    models = Path(os.environ["HEARTLINE_DATA_DIR"]) / "models"
+    # HEARTLINE_MODEL_CACHE_DIR stays the suite's, where the models' first-run builds already are.
     yield {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_REDIS_URL": redis_url,
-           "HEARTLINE_QUEUE_NAME": queue, "HEARTLINE_WEB_PORT": "0",
-           "HEARTLINE_MODEL_CACHE_DIR": str(models)}
+           "HEARTLINE_QUEUE_NAME": queue, "HEARTLINE_WEB_PORT": "0"}
     connection = Redis.from_url(redis_url)
     Queue(queue, connection=connection).delete(delete_jobs=True)
     for key in connection.scan_iter(f"*{queue}*"):
@@ -90,6 +88,35 @@ def test_a_bot_killed_before_it_sent_the_answer_sends_it_once_restarted(env, say
             [voice] = fake.wait_for("sendVoice", timeout=240)
             assert str(voice.params["chat_id"]) == str(user)
             assert no_more(fake, "sendVoice") == 1  # the update came again: still one answer
+
+
+def test_make_run_killed_mid_turn_answers_once_restarted(tmp_path, say):
+    """No Redis, as `make run` with a Telegram token: the embedded queue's jobs are rows in the
+    database until they have run, so a new process runs what the killed one had taken."""
+    import sqlite3
+
+    user = uuid.uuid4().int % 10**9
+    env = {key: value for key, value in os.environ.items() if key != "HEARTLINE_REDIS_URL"}
+
+    def journaled() -> int:
+        with sqlite3.connect(tmp_path / "heartline.db") as database:
+            return database.execute("SELECT count(*) FROM embedded_jobs").fetchone()[0]
+
+    with FakeTelegram() as fake:
+        env = {**env, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_WEB_PORT": "0", "TELEGRAM_BOT_TOKEN": fake.token,
+               "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
+        with heartline("run", env) as bot:
+            fake.wait_for("getUpdates", timeout=120)
+            fake.send_voice(user, say("My grandmother is in hospital and I'm worried."), duration=3)
+            wait_until(lambda: journaled() == 1, 60, "the job in the journal")
+            assert fake.sent("sendVoice") == []  # the models are still loading: nobody answered
+            bot.send_signal(signal.SIGKILL)
+            bot.wait(10)
+        with heartline("run", env):
+            [voice] = fake.wait_for("sendVoice", timeout=240)
+            assert str(voice.params["chat_id"]) == str(user)
+            assert no_more(fake, "sendVoice") == 1
+            assert journaled() == 0
 
 
 def test_a_worker_killed_mid_job_costs_a_retry_not_the_answer(env, say):

@@ -174,3 +174,36 @@ def test_the_embedded_queue_is_bounded_and_retries_after_its_interval():
     assert queue.submit(flaky).result(timeout=10) == "done"
     assert tries[1] - tries[0] >= 0.5
     queue.close()
+
+
+def _record(path: str, word: str) -> str:
+    with open(path, "a") as out:
+        out.write(word + "\n")
+    return word
+
+
+def test_the_embedded_queue_journal_outlives_the_process(tmp_path):
+    """What a killed process had queued is run by the next one, once; finished jobs leave nothing."""
+    from storage.db import make_engine, migrate, session_factory
+    from storage.journal import JobJournal
+
+    engine = make_engine(f"sqlite:///{tmp_path / 'jobs.db'}")
+    migrate(engine)
+    journal = JobJournal(session_factory(engine))
+    ran = str(tmp_path / "ran.txt")
+
+    done = EmbeddedQueue(journal=journal)
+    assert done.submit(_record, ran, "finished", job_id="msg-1").result(10) == "finished"
+    done.close()
+    assert journal.unfinished() == []
+
+    # A process killed before its job ran: the row was written, nothing ran it.
+    import pickle
+
+    journal.add("msg-2", pickle.dumps((_record, (ran, "left behind"), None, "turn from telegram")))
+    restarted = EmbeddedQueue(journal=journal)
+    again = restarted.submit(_record, ran, "left behind", job_id="msg-2")  # the redelivered message
+    assert again.result(10) == "left behind"
+    restarted.close()
+    assert open(ran).read().splitlines() == ["finished", "left behind"]
+    assert journal.unfinished() == []

@@ -9,18 +9,22 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import pickle
 import time
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
 from threading import Lock, Timer
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from config.settings import Settings
 from core.errors import InputError
 from core.turn import Turn
 from workers import jobs
+
+if TYPE_CHECKING:
+    from storage.journal import JobJournal
 
 log = logging.getLogger(__name__)
 
@@ -67,9 +71,10 @@ def _unwrap(payload: Any) -> Any:
 
 
 class EmbeddedHandle:
-    def __init__(self, job_id: str, future: Future) -> None:
+    def __init__(self, job_id: str, future: Future, journaled: bool = False) -> None:
         self.job_id = job_id
         self.future = future
+        self.journaled = journaled
 
     def result(self, timeout: float) -> Any:
         try:
@@ -80,20 +85,36 @@ class EmbeddedHandle:
 
 class EmbeddedQueue:
     """One worker thread in this process: the same job functions, no Redis needed, and the same
-    promises as RQ: a bounded backlog, retries after the configured intervals, dedup by job id."""
+    promises as RQ: a bounded backlog, retries after the configured intervals, dedup by job id,
+    and, given a journal, jobs that outlive the process (a new one runs what it left)."""
 
     REMEMBERED_JOBS = 10_000
 
     def __init__(self, retries: int = 2, retry_intervals_s: Sequence[float] = (0,),
-                 max_waiting: int = 100) -> None:
+                 max_waiting: int = 100, journal: JobJournal | None = None) -> None:
         self.retries = retries
         self.retry_intervals_s = list(retry_intervals_s) or [0]
         self.max_waiting = max_waiting
+        self.journal = journal
         self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="heartline-worker")
         self._jobs: OrderedDict[str, EmbeddedHandle] = OrderedDict()
         self._lock = Lock()
         self._count = 0
         self._waiting = 0
+        if journal is not None:
+            self._resume()
+
+    def _resume(self) -> None:
+        """Run again, first, the jobs a process that was killed left unfinished."""
+        for job_id, payload in self.journal.unfinished():
+            try:
+                job, args, on_failure, description = pickle.loads(payload)
+            except Exception:  # written by a version whose job functions are gone
+                log.warning("dropped unfinished job %s: this version cannot run it", job_id)
+                self.journal.done(job_id)
+                continue
+            log.info("running job %s again: the last process stopped before it finished", job_id)
+            self.submit(job, *args, job_id=job_id, description=description, on_failure=on_failure)
 
     def submit(self, job: Callable, *args: Any, job_id: str | None = None,
                description: str = "job", gpu: bool = False,
@@ -104,10 +125,13 @@ class EmbeddedQueue:
                 return self._jobs[job_id]
             if self._waiting >= self.max_waiting:
                 raise QueueFull(f"{self.max_waiting} jobs are waiting")
+            journaled = bool(job_id) and self.journal is not None
+            if journaled:  # kept before the door confirms the message
+                self.journal.add(job_id, pickle.dumps((job, args, on_failure, description)))
             self._waiting += 1
             self._count += 1
             job_id = job_id or f"embedded-{self._count}"
-            handle = self._jobs[job_id] = EmbeddedHandle(job_id, Future())
+            handle = self._jobs[job_id] = EmbeddedHandle(job_id, Future(), journaled)
             while len(self._jobs) > self.REMEMBERED_JOBS:
                 self._jobs.popitem(last=False)
         self._executor.submit(self._run, handle, description, job, args, on_failure, 0)
@@ -119,7 +143,9 @@ class EmbeddedQueue:
             with self._lock:
                 self._waiting -= 1
         try:
-            handle.future.set_result(job(*args))
+            result = job(*args)
+            self._finished(handle)
+            handle.future.set_result(result)
             return
         except Exception:
             log.exception("%s (job %s) failed, attempt %d of %d", description, handle.job_id,
@@ -135,7 +161,16 @@ class EmbeddedQueue:
             if on_failure is not None:
                 on_failure(*args)
         finally:
+            self._finished(handle)
             handle.future.set_exception(JobFailed(handle.job_id))
+
+    def _finished(self, handle: EmbeddedHandle) -> None:
+        if not handle.journaled:
+            return
+        try:
+            self.journal.done(handle.job_id)
+        except Exception:  # run again after a restart, the job finds its answer and stops
+            log.exception("could not mark job %s done", handle.job_id)
 
     def _retry(self, *run_args) -> None:
         with contextlib.suppress(RuntimeError):  # the queue was closed meanwhile
@@ -233,8 +268,10 @@ def _after_a_failed_try(job, connection, exc_type, exc, traceback) -> None:
     import_attribute(job.meta["on_failure"])(*job.args)
 
 
-def make_queue(settings: Settings) -> JobQueue:
+def make_queue(settings: Settings, journal: JobJournal | None = None) -> JobQueue:
+    """RQ when Redis is configured; else the embedded queue, which keeps its jobs in `journal`
+    (a bot's: jobs that must outlive the process) or in memory (a command's own)."""
     if settings.redis_url:
         return RedisQueue(settings)
     return EmbeddedQueue(settings.job_retries, settings.job_retry_intervals_s,
-                         settings.max_waiting_jobs)
+                         settings.max_waiting_jobs, journal)
