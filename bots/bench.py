@@ -8,11 +8,11 @@ usual cache.
 
 from __future__ import annotations
 
-import os
 import resource
 import statistics
 import tempfile
 import time
+from pathlib import Path
 
 from config.settings import Settings
 
@@ -31,8 +31,8 @@ def bench(settings: Settings, turns: int, image: bytes | None) -> dict:
 
     sentences = [SENTENCES[i % len(SENTENCES)] for i in range(turns)]
     with tempfile.TemporaryDirectory(prefix="heartline-bench-") as scratch:
-        os.environ["HEARTLINE_DATA_DIR"] = scratch
-        os.environ["HEARTLINE_MODEL_CACHE_DIR"] = str(settings.models_dir.resolve())
+        jobs.configure(settings.model_copy(update={
+            "data_dir": Path(scratch), "model_cache_dir": settings.models_dir.resolve()}))
         started = time.perf_counter()
         pipeline = jobs.current_pipeline()
         report = {"load_seconds": round(time.perf_counter() - started, 2), "models": pipeline.models(),

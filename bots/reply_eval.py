@@ -19,7 +19,6 @@ Turns are kept in a throwaway data directory, so an evaluation never touches rea
 
 from __future__ import annotations
 
-import os
 import statistics
 import sys
 import tempfile
@@ -44,8 +43,8 @@ def evaluate(dialogues: list[Dialogue], settings: Settings, persona_messages: in
     from workers import jobs
 
     with tempfile.TemporaryDirectory(prefix="heartline-eval-") as scratch:
-        os.environ["HEARTLINE_DATA_DIR"] = scratch
-        os.environ["HEARTLINE_MODEL_CACHE_DIR"] = str(settings.models_dir.resolve())
+        jobs.configure(settings.model_copy(update={
+            "data_dir": Path(scratch), "model_cache_dir": settings.models_dir.resolve()}))
         pipeline = jobs.current_pipeline()
         judge: ReplyJudge = pipeline.stages.judge
         languages = pipeline.stages.languages

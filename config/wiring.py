@@ -338,6 +338,9 @@ def chat(settings: Settings) -> Chat:
     storage = open_storage(settings)
     queue = make_queue(settings, JobJournal(storage.sessions))
     if isinstance(queue, EmbeddedQueue):
+        from workers import jobs
+
+        jobs.configure(settings)  # its jobs run here, with this process's settings
         queue.warm_up()  # load the models now, so the first message does not wait for them
     # Shared by every bot process through Redis when there is one; one process needs no more.
     gate = Gate(settings.redis_url or "memory://", settings.max_messages_per_minute)

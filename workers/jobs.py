@@ -25,22 +25,42 @@ STALE = ("Sorry, I was too busy to answer that in time. If it still matters, ple
 MIN_CLIPS, MAX_CLIPS = 2, 5  # voice notes for /voice train
 FAILED = "Something went wrong on my side (error id {error_id}). Please try again in a moment."
 
+_settings: Settings | None = None
 _pipeline: Pipeline | None = None
 _lock = threading.Lock()
 
 
-def current_pipeline() -> Pipeline:
-    global _pipeline
+def configure(settings: Settings) -> None:
+    """Run this process's jobs with the settings it was started with (the worker's, or the
+    bot's for its embedded queue). Called before the first job; the pipeline is built once."""
+    global _settings
     with _lock:
         if _pipeline is None:
-            _pipeline = build_pipeline(Settings())
+            _settings = settings
+
+
+def current_settings() -> Settings:
+    """The settings the pipeline is built with, for every store a job opens too."""
+    global _settings
+    with _lock:
+        if _settings is None:
+            _settings = Settings()
+        return _settings
+
+
+def current_pipeline() -> Pipeline:
+    global _pipeline
+    settings = current_settings()
+    with _lock:
+        if _pipeline is None:
+            _pipeline = build_pipeline(settings)
         return _pipeline
 
 
 def current_outbox() -> Outbox:
     from config import wiring
 
-    return wiring.outbox(Settings())
+    return wiring.outbox(current_settings())
 
 
 def process_turn(turn: Turn) -> dict:
@@ -56,7 +76,7 @@ def process_turn(turn: Turn) -> dict:
     if key and outbox.has(key):
         log.info("turn %s already answered; not run again", key)
         return {"answered": key}
-    if turn.received_at and time.time() - turn.received_at > Settings().answer_within_s:
+    if turn.received_at and time.time() - turn.received_at > current_settings().answer_within_s:
         log.warning("turn %s waited too long for a worker; told the user to send it again", key)
         _deliver(outbox, turn, Outgoing(text=STALE, problem="internal"))
         return {"error": {"kind": "stale", "message": STALE}}
@@ -118,8 +138,7 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
     from models.voice_clips import check_one_speaker
     from storage.voices import VoiceProfileStore
 
-    pipeline = current_pipeline()
-    settings = Settings()
+    pipeline, settings = current_pipeline(), current_settings()
     audio = [pipeline.stages.codec.decode(wav, "audio/wav", pipeline.settings.max_audio_seconds)
              for wav, _ in clips]
     transcripts = [text for _, text in clips]
@@ -242,4 +261,4 @@ def _answer(envelope: Envelope, text: str, problem: str | None = None) -> None:
 def _users() -> UserStore:
     from config import wiring
 
-    return UserStore(wiring.open_storage(Settings()).sessions)
+    return UserStore(wiring.open_storage(current_settings()).sessions)

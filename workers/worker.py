@@ -62,6 +62,7 @@ def run_worker(settings: Settings, burst: bool = False, gpu: bool = False) -> No
             raise SystemExit("heartline worker --gpu needs HEARTLINE_GPU_QUEUE_NAME")
         names.insert(0, settings.gpu_queue_name)  # cloned-voice turns first, then any other work
     connection = Redis.from_url(settings.redis_url)
+    jobs.configure(settings)
     jobs.current_pipeline()  # load every model before taking the first job
     worker = ModelWorker(
         [Queue(name, connection=connection) for name in names], connection=connection,
