@@ -531,8 +531,9 @@ def _soak(args: argparse.Namespace, settings: Settings) -> int:
         raise CliError("a soak runs real workers through Redis: set HEARTLINE_REDIS_URL")
     report = soak(settings, args.users, args.minutes, args.workers, args.patience, args.keep)
     print(json.dumps(report, indent=2) if args.json else describe(report))
-    # Fit for CI: anything lost or answered twice, or a token in a log, fails the command.
-    return 0 if report["lost"] == report["duplicated"] == 0 and not report["token_in_logs"] else 1
+    # Fit for CI: anything lost or answered twice, a token or users' words in a log, fails it.
+    clean = not (report["token_in_logs"] or report["text_in_logs"])
+    return 0 if report["lost"] == report["duplicated"] == 0 and clean else 1
 
 
 def _run(args: argparse.Namespace, settings: Settings) -> int:

@@ -8,7 +8,8 @@ the way in, a busy worker is SIGKILLed and a new one started; halfway, Telegram 
 calls with 5xx and 429 errors; two thirds in, the bot is SIGKILLed and started again. When the
 time is up the users stop writing, the last answers are awaited, and each chat is counted: a
 user who writes one message at a time gets their k-th answer to their k-th message, so more
-answers than messages is a duplicate and fewer is a loss. No process may log the bot token.
+answers than messages is a duplicate and fewer is a loss. No process may log the bot token or
+what users wrote.
 """
 
 from __future__ import annotations
@@ -210,7 +211,7 @@ class Soak:
                 faults = [(started + self.minutes * 20, "worker"), (started + self.minutes * 30, "platform"),
                           (started + self.minutes * 40, "bot")]
                 bar = tqdm(total=round(self.minutes * 60), desc="soak", file=sys.stderr,
-                           bar_format="{desc}: {n}/{total} s |{bar}| {postfix}", disable=not progress)
+                           bar_format="{desc}: {n}/{total} s |{bar}|{postfix}", disable=not progress)
                 while any(user.is_alive() for user in users):
                     if faults and time.monotonic() >= faults[0][0]:
                         _, what = faults.pop(0)
@@ -238,10 +239,12 @@ class Soak:
             finally:
                 self._stop_all()
                 Queue(self.queue, connection=redis).delete(delete_jobs=True)
-            leaked = [log.name for log in self.scratch.glob("*.log") if fake.token in log.read_text()]
-        return self.report(unknown, leaked)
+            logs = {log.name: log.read_text() for log in self.scratch.glob("*.log")}
+        token = [name for name, text in logs.items() if fake.token in text]
+        words = [name for name, text in logs.items() if any(s in text for s in SENTENCES)]
+        return self.report(unknown, token, words)
 
-    def report(self, unknown_calls: int, token_in_logs: list[str]) -> dict:
+    def report(self, unknown_calls: int, token_in_logs: list[str], text_in_logs: list[str]) -> dict:
         latencies = sorted(answer - sent for chat in self.chats
                            for sent, answer in zip(chat.sent, chat.answered))
         sent = sum(len(chat.sent) for chat in self.chats)
@@ -257,7 +260,9 @@ class Soak:
             "latency_p95_s": round(latencies[int(0.95 * (len(latencies) - 1))], 2) if latencies else None,
             "latency_max_s": round(latencies[-1], 2) if latencies else None,
             "unknown_api_calls": unknown_calls,
-            "token_in_logs": token_in_logs,  # process logs that show the bot token: must be none
+            # Process logs that show the bot token, or what users wrote: both must be none.
+            "token_in_logs": token_in_logs,
+            "text_in_logs": text_in_logs,
             "events": self.events,
         }
 
@@ -290,6 +295,8 @@ def describe(report: dict) -> str:
              f"(voice notes {report['voice_answers']})"]
     if report["token_in_logs"]:
         lines.append(f"THE BOT TOKEN IS IN THESE LOGS: {', '.join(report['token_in_logs'])}")
+    if report["text_in_logs"]:
+        lines.append(f"USERS' WORDS ARE IN THESE LOGS: {', '.join(report['text_in_logs'])}")
     if report["latency_p50_s"] is not None:
         lines.append(f"answer latency p50 {report['latency_p50_s']:.1f} s, p95 {report['latency_p95_s']:.1f} s, "
                      f"max {report['latency_max_s']:.1f} s")

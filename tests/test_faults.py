@@ -52,6 +52,9 @@ def heartline(command: str, env: dict):
         if process.poll() is None:
             process.terminate()
             process.wait(60)
+    # Through kills, restarts and retries, nothing may log the bot's token.
+    token = env.get("TELEGRAM_BOT_TOKEN")
+    assert not token or token not in log.read_text(), f"the bot token is in the {command} log"
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -253,4 +256,4 @@ def test_a_short_soak_answers_every_message_once_through_kills(redis_url, tmp_pa
     assert report["lost"] == report["duplicated"] == report["failed"] == 0
     assert report["unknown_api_calls"] == 0
     assert [event.get("killed", "platform") for event in report["events"]] == ["worker", "platform", "bot"]
-    assert report["token_in_logs"] == []
+    assert report["token_in_logs"] == report["text_in_logs"] == []
