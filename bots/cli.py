@@ -60,6 +60,11 @@ def _problems(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
+# What chat commands are called on the command line.
+CHAT_COMMANDS = {"/forget": "forget --user U", "/voice": "voice train|status|delete --user U",
+                 "/persona": "reply --persona NAME ...", "/help": "--help", "/start": "--help"}
+
+
 class CliError(Exception):
     """A mistake in how the command was called (a missing file, say)."""
 
@@ -262,6 +267,10 @@ def _reply(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from workers.queues import RedisQueue, make_queue, submit_turn
 
+    if args.text and args.text.split(maxsplit=1)[0] in CHAT_COMMANDS:
+        # Sent to the model, "/forget" was answered as words and forgot nothing.
+        raise CliError(f"{args.text.split()[0]} is a chat command; here it is `heartline "
+                       f"{CHAT_COMMANDS[args.text.split()[0]]}`")
     turn = Turn(
         user_id=args.user,
         platform="cli",

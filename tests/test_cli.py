@@ -103,3 +103,10 @@ def test_bench_times_every_stage_of_text_voice_and_selfie_turns(data_dir):
     assert "face_emotion" in report["turns"]["selfie"]["stages"]
     assert 0 < report["turns"]["text"]["tts_real_time_factor"]
     assert not list(data_dir.iterdir())  # the bench kept nothing in the user's data dir
+
+
+def test_a_chat_command_as_text_points_to_the_command_line_one():
+    done = heartline("reply", "--user", "u1", "--text", "/forget")
+    assert done.returncode == 2
+    assert done.stderr.strip().splitlines()[-1] == (
+        "heartline: /forget is a chat command; here it is `heartline forget --user U`")
