@@ -16,7 +16,7 @@ from typing import Any
 from bots.chat import UNSUPPORTED, Chat, Incoming, too_large
 from bots.sender import Fault, Sender, backoff
 from config.settings import Settings
-from core.delivery import Delivery, Outgoing
+from core.delivery import Delivery, Outgoing, message_key
 
 log = logging.getLogger(__name__)
 
@@ -31,6 +31,7 @@ COMMANDS = [
 ]
 CAPTION_LIMIT = 1024  # Telegram's limit for a caption, in characters
 CHAT_ACTION_EVERY = 4.5  # seconds; Telegram shows an action for about 5 s
+SHOW_ANSWERING_S = 180  # the most a chat shows "recording a voice message" while a worker answers
 SEND_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 POLL_TIMEOUT_S = 30
@@ -94,6 +95,9 @@ class TelegramDoor:
         self.bot_username = ""
         self._offset: int | None = None
         self._runner = None
+        # Messages being answered: outbox key -> (chat id, until when the chat shows it).
+        self._answering: dict[str, tuple[str, float]] = {}
+        self._indicator: asyncio.Task | None = None
         self.sender = Sender("telegram", chat.outbox, self.send_delivery, self.fault,
                              settings.send_attempts, settings.outbox_keep_s)
 
@@ -134,6 +138,7 @@ class TelegramDoor:
             await self.set_webhook(None, None)
             self._polling = asyncio.create_task(self._poll(), name="heartline-telegram-poll")
         self.sender.start()
+        self._indicator = asyncio.create_task(self._show_answering(), name="heartline-telegram-action")
         log.info("Telegram (%s) connected as @%s", s.telegram_library, self.bot_username)
 
     async def stop(self) -> None:
@@ -146,6 +151,10 @@ class TelegramDoor:
             if self._offset is not None:  # confirm what was handled, so a restart skips it
                 with contextlib.suppress(Exception):
                     await self.get_updates(self._offset, 0)
+        if self._indicator is not None:
+            self._indicator.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._indicator
         await self.sender.stop()
         await self.close()
 
@@ -223,7 +232,12 @@ class TelegramDoor:
         if refusal:
             await self._send(incoming.chat_id, [refusal], reply_to)
             return
-        async with self._showing("record_voice", incoming.chat_id):
+        key = message_key("telegram", incoming.chat_id, incoming.message_id)
+        self._answering[key] = (incoming.chat_id, asyncio.get_running_loop().time() + SHOW_ANSWERING_S)
+        with contextlib.suppress(Exception):  # a lost chat action is only cosmetic
+            await self.chat_action(incoming.chat_id, "record_voice")
+        replies = []
+        try:
             if file is not None:
                 data = await self._download(file.file_id)
                 if data is None:
@@ -232,6 +246,9 @@ class TelegramDoor:
                 incoming = (replace(incoming, audio=data, audio_mime=file.mime) if file.kind == "audio"
                             else replace(incoming, image=data))
             replies = await self.chat.handle(incoming)
+        finally:
+            if not any(reply.queued == key for reply in replies):
+                self._answering.pop(key, None)  # answered at once, or not at all
         await self._send(incoming.chat_id, replies, reply_to)
 
     async def _download(self, file_id: str) -> bytes | None:
@@ -249,6 +266,7 @@ class TelegramDoor:
 
     async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
         """The sender's way out: one answer from the outbox."""
+        self._answering.pop(delivery.key, None)
         reply = delivery.reply if with_voice else replace(delivery.reply, voice=None)
         reply_to = int(delivery.reply_to) if delivery.reply_to else None
         await self._send_one(delivery.chat_id, reply, reply_to)
@@ -284,21 +302,20 @@ class TelegramDoor:
                 log.warning("Telegram asked us to wait %.1f s before sending", delay)
                 await asyncio.sleep(delay)
 
-    @contextlib.asynccontextmanager
-    async def _showing(self, action: str, chat_id: str):
-        """Keep the chat action visible while the reply is being made."""
-
-        async def keep_showing():
-            while True:
-                with contextlib.suppress(Exception):  # a lost chat action is only cosmetic
-                    await self.chat_action(chat_id, action)
-                await asyncio.sleep(CHAT_ACTION_EVERY)
-
-        task = asyncio.create_task(keep_showing())
-        try:
-            yield
-        finally:
-            task.cancel()
+    async def _show_answering(self) -> None:
+        """While a worker makes an answer the chat shows Heartline recording a voice message, as
+        it would show a person recording one. Telegram shows an action for about 5 s, so it is
+        sent again until the answer goes (or SHOW_ANSWERING_S passes)."""
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(CHAT_ACTION_EVERY)
+            now = loop.time()
+            for key, (_, until) in list(self._answering.items()):
+                if until < now:
+                    self._answering.pop(key, None)
+            for chat_id in {chat_id for chat_id, _ in self._answering.values()}:
+                with contextlib.suppress(Exception):
+                    await self.chat_action(chat_id, "record_voice")
 
 
 def make_telegram_door(settings: Settings, chat: Chat) -> TelegramDoor:
