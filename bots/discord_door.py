@@ -64,6 +64,7 @@ class DiscordDoor:
         self.chat = chat
         self.sender = Sender("discord", chat.outbox, self.send_delivery, fault,
                              settings.send_attempts, settings.outbox_keep_s)
+        self._words_sent: set[str] = set()  # answers whose words went and whose voice did not yet
 
     async def start(self) -> None:
         s = self.settings
@@ -160,12 +161,16 @@ class DiscordDoor:
         quoted = delivery.reply_to if delivery.reply_to and delivery.reply_to.isdigit() else None
         reference = (discord.MessageReference(message_id=int(quoted), channel_id=channel_id,
                                               fail_if_not_exists=False) if quoted else None)
-        # A voice message can carry no text, so the words go first as their own message.
-        if reply.text and (voice is None or self.settings.reply_text != "none"):
+        # A voice message can carry no text, so the words go first as their own message; tried
+        # again after the voice failed, an answer does not send its words twice.
+        if (reply.text and (voice is None or self.settings.reply_text != "none")
+                and delivery.key not in self._words_sent):
             await send_text_message(self.client, channel_id, reply.text, reference)
+            self._words_sent.add(delivery.key)
         if voice:
             await send_voice_message(self.client, channel_id, voice.ogg, voice.duration_s,
                                      voice.waveform, reference)
+        self._words_sent.discard(delivery.key)
 
     # -- slash commands -----------------------------------------------------------------------
 
@@ -204,11 +209,16 @@ class DiscordDoor:
             await run(interaction, f"/voice {action.value}")
 
 
+# Discord's JSON error codes that refuse a voice message but not words: voice messages are off
+# in this channel, no permission to attach files, the file is too large.
+VOICE_REFUSED = {50173, 50013, 40005}
+
+
 def fault(error: Exception) -> Fault:
     """discord.py waits out 429s and retries 5xx itself; what reaches us is what that left."""
     if isinstance(error, discord.HTTPException) and 400 <= error.status < 500:
-        # e.g. no permission to attach files in this channel: the words may still go
-        return Fault(voice_refused=True, permanent=True)
+        # Trying the same request again cannot help; words may still go if only the voice was refused.
+        return Fault(voice_refused=error.code in VOICE_REFUSED, permanent=True)
     return Fault()  # 5xx after discord.py's own retries, timeouts, a network that is away
 
 

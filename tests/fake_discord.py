@@ -177,6 +177,7 @@ class FakeDiscord:
         self.events: list[tuple[str, dict]] = []  # dispatched (event name, data), in order
         self._calls: list[Call] = []
         self._failures: list[list] = []  # [route substring, times left, retry_after]
+        self.no_voice_messages: set[str] = set()  # channel ids whose settings refuse voice messages
         self._sessions: list[_Session] = []
         self._interactions: dict[str, dict] = {}
         self._cdn: dict[str, tuple[str, bytes]] = {}  # path -> (content type, bytes)
@@ -723,6 +724,9 @@ class FakeDiscord:
 
     async def _create_message(self, request: web.Request) -> dict:
         call = request[CALL]
+        if (int((call.json or {}).get("flags") or 0) & IS_VOICE_MESSAGE
+                and request.match_info["channel_id"] in self.no_voice_messages):
+            raise DiscordError(400, "Cannot send voice messages in this channel", 50173)
         message = call.record(self._bot_message(self._channel(request.match_info["channel_id"]), call.json or {},
                                                 call.files))
         await self._dispatch("MESSAGE_CREATE", message)

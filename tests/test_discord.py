@@ -7,6 +7,7 @@ import base64
 import os
 import subprocess
 import sys
+import time
 import uuid
 from pathlib import Path
 
@@ -86,6 +87,24 @@ def test_servers_selfies_slash_commands_and_big_files(discord_api):
     discord_api.send_image(bob, SMILE, content="look at my smile")
     replies = discord_api.wait_for("POST", "/messages", count=4, timeout=180)
     assert replies[-1].flags & IS_VOICE_MESSAGE  # sent after the 429 was waited out
+
+
+def test_a_channel_that_refuses_voice_messages_gets_the_words_once(discord_api):
+    bob, general = discord_api.user_id("bob"), discord_api.channel_id("general")
+    discord_api.no_voice_messages.add(general)
+
+    def posted(status: int) -> list:
+        return [c for c in discord_api.calls
+                if c.path == f"/channels/{general}/messages" and c.status == status]
+
+    discord_api.send_guild_message(bob, general, "I finally handed in my thesis!", mention_bot=True)
+    [words] = discord_api.wait_for("POST", f"/channels/{general}/messages", timeout=180)
+    deadline = time.monotonic() + 30
+    while not posted(400) and time.monotonic() < deadline:
+        time.sleep(0.1)
+    assert posted(400), "the voice message was never tried"
+    time.sleep(3)  # a second copy of the words would come now
+    assert posted(200) == [words] and not words.flags & IS_VOICE_MESSAGE
 
 
 @pytest.mark.parametrize("queue", ["embedded", "rq"])
