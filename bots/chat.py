@@ -111,6 +111,18 @@ class Chat:
         # Storage and waiting for jobs block; keep the adapter's event loop free.
         return await asyncio.get_running_loop().run_in_executor(None, self._handle, message)
 
+    async def post(self, message: Incoming, replies: list[Outgoing]) -> None:
+        """Put what is answered at once (a command's answer, a refusal) into the outbox too, so
+        the door's sender delivers it with the same retries as a turn's answer."""
+        await asyncio.to_thread(self._post, message, replies)
+
+    def _post(self, message: Incoming, replies: list[Outgoing]) -> None:
+        envelope = Envelope(message.platform, message.chat_id, message.message_id,
+                            message.user_key, in_group=not message.private)
+        for n, reply in enumerate(reply for reply in replies if reply.queued is None):
+            # Keyed by the message: a message handled again puts no second copy.
+            self.outbox.put(replace(envelope.answer(reply), key=f"{envelope.key}:{n}"))
+
     def _handle(self, message: Incoming) -> list[Outgoing]:
         key = message_key(message.platform, message.chat_id, message.message_id)
         try:

@@ -130,14 +130,13 @@ class DiscordDoor:
             return
         audio = next((a for a in message.attachments if (a.content_type or "").startswith("audio/")), None)
         image = next((a for a in message.attachments if (a.content_type or "").startswith("image/")), None)
-        reference = message if message.guild else None
         if message.attachments and not (audio or image) and not incoming.text:
-            await self._send(message.channel, [Outgoing(text=UNSUPPORTED)], reference)
+            await self.chat.post(incoming, [Outgoing(text=UNSUPPORTED)])
             return
         for attachment in (audio, image):
             refusal = too_large(attachment.size, self.settings) if attachment else None
             if refusal:
-                await self._send(message.channel, [refusal], reference)
+                await self.chat.post(incoming, [refusal])
                 return
         async with message.channel.typing():
             if audio:
@@ -145,13 +144,7 @@ class DiscordDoor:
             if image:
                 incoming = replace(incoming, image=await image.read())
             replies = await self.chat.handle(incoming)
-        await self._send(message.channel, replies, reference)
-
-    async def _send(self, channel, replies: list[Outgoing], reference) -> None:
-        """What the chat layer answers at once; a turn's answer comes through the sender."""
-        for reply in replies:
-            if reply.queued is None and reply.text:
-                await channel.send(reply.text[:2000], reference=reference)
+        await self.chat.post(incoming, replies)
 
     async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
         """The sender's way out: one answer from the outbox."""

@@ -32,7 +32,6 @@ COMMANDS = [
 CAPTION_LIMIT = 1024  # Telegram's limit for a caption, in characters
 CHAT_ACTION_EVERY = 4.5  # seconds; Telegram shows an action for about 5 s
 SHOW_ANSWERING_S = 180  # the most a chat shows "recording a voice message" while a worker answers
-SEND_ATTEMPTS = 3
 DOWNLOAD_ATTEMPTS = 3
 POLL_TIMEOUT_S = 30
 NOT_FETCHED = "I couldn't fetch your file from Telegram. Please send it again."
@@ -98,6 +97,7 @@ class TelegramDoor:
         # Messages being answered: outbox key -> (chat id, until when the chat shows it).
         self._answering: dict[str, tuple[str, float]] = {}
         self._indicator: asyncio.Task | None = None
+        self._voice_sent: set[str] = set()  # answers whose voice went and whose words did not yet
         self.sender = Sender("telegram", chat.outbox, self.send_delivery, self.fault,
                              settings.send_attempts, settings.outbox_keep_s)
 
@@ -224,13 +224,12 @@ class TelegramDoor:
         if read is None or not self.chat.wants(read[0]):
             return
         incoming, file = read
-        reply_to = None if incoming.private else message.message_id
         if file is None and not incoming.text:
-            await self._send(incoming.chat_id, [Outgoing(text=UNSUPPORTED)], reply_to)
+            await self.chat.post(incoming, [Outgoing(text=UNSUPPORTED)])
             return
         refusal = too_large(file.size, self.settings) if file else None
         if refusal:
-            await self._send(incoming.chat_id, [refusal], reply_to)
+            await self.chat.post(incoming, [refusal])
             return
         key = message_key("telegram", incoming.chat_id, incoming.message_id)
         self._answering[key] = (incoming.chat_id, asyncio.get_running_loop().time() + SHOW_ANSWERING_S)
@@ -241,7 +240,7 @@ class TelegramDoor:
             if file is not None:
                 data = await self._download(file.file_id)
                 if data is None:
-                    await self._send(incoming.chat_id, [Outgoing(text=NOT_FETCHED)], reply_to)
+                    await self.chat.post(incoming, [Outgoing(text=NOT_FETCHED)])
                     return
                 incoming = (replace(incoming, audio=data, audio_mime=file.mime) if file.kind == "audio"
                             else replace(incoming, image=data))
@@ -249,7 +248,7 @@ class TelegramDoor:
         finally:
             if not any(reply.queued == key for reply in replies):
                 self._answering.pop(key, None)  # answered at once, or not at all
-        await self._send(incoming.chat_id, replies, reply_to)
+        await self.chat.post(incoming, replies)
 
     async def _download(self, file_id: str) -> bytes | None:
         """The file's bytes, retrying Telegram's faults; None once it cannot be had."""
@@ -267,40 +266,22 @@ class TelegramDoor:
     async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
         """The sender's way out: one answer from the outbox."""
         self._answering.pop(delivery.key, None)
-        reply = delivery.reply if with_voice else replace(delivery.reply, voice=None)
+        chat_id, reply, text = delivery.chat_id, delivery.reply, delivery.reply.text or ""
         reply_to = int(delivery.reply_to) if delivery.reply_to else None
-        await self._send_one(delivery.chat_id, reply, reply_to)
-
-    async def _send(self, chat_id: str, replies: list[Outgoing], reply_to: int | None) -> None:
-        """What the chat layer answers at once (commands, refusals); a turn's answer is queued
-        and comes through the sender."""
-        for reply in replies:
-            if reply.queued is None:
-                await self._retrying(lambda: self._send_one(chat_id, reply, reply_to))
-
-    async def _send_one(self, chat_id: str, reply: Outgoing, reply_to: int | None) -> None:
-        text = reply.text or ""
-        if reply.voice is None:
+        if not with_voice or reply.voice is None:
             if text:
                 await self.send_text(chat_id, text, reply_to)
             return
         mode = self.settings.reply_text
         caption = text if mode == "caption" and len(text) <= CAPTION_LIMIT else None
-        duration = max(1, round(reply.voice.duration_s))
-        await self.send_voice(chat_id, reply.voice.ogg, duration, caption, reply_to)
+        # Tried again after the words failed, an answer does not send its voice note twice.
+        if delivery.key not in self._voice_sent:
+            await self.send_voice(chat_id, reply.voice.ogg, max(1, round(reply.voice.duration_s)),
+                                  caption, reply_to)
+            self._voice_sent.add(delivery.key)
         if text and caption is None and mode != "none":
             await self.send_text(chat_id, text, reply_to)
-
-    async def _retrying(self, send) -> None:
-        for attempt in range(SEND_ATTEMPTS):
-            try:
-                return await send()
-            except Exception as error:
-                delay = self.fault(error).retry_after
-                if delay is None or attempt == SEND_ATTEMPTS - 1:
-                    raise
-                log.warning("Telegram asked us to wait %.1f s before sending", delay)
-                await asyncio.sleep(delay)
+        self._voice_sent.discard(delivery.key)
 
     async def _show_answering(self) -> None:
         """While a worker makes an answer the chat shows Heartline recording a voice message, as

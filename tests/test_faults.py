@@ -18,8 +18,8 @@ import pytest
 from redis import Redis
 from rq import Queue, Worker
 
-from core.delivery import message_key
 from bots.fake_telegram import FakeTelegram
+from core.delivery import message_key
 
 pytestmark = pytest.mark.timeout(600)
 
@@ -168,10 +168,10 @@ def _answers(client: Redis) -> bool:
 def test_a_redis_restart_costs_a_clear_try_again_not_a_silent_loss(settings, pipeline, tmp_path,
                                                                    unused_port):
     from pydantic import SecretStr
-
-    from config import wiring
-    from bots.telegram import make_telegram_door
     from test_telegram import RunningDoor
+
+    from bots.telegram import make_telegram_door
+    from config import wiring
 
     port = unused_port
     user = uuid.uuid4().int % 10**9
