@@ -25,7 +25,7 @@ from storage.gate import Gate
 from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
-from workers import jobs
+from workers import jobs, monitoring
 from workers.jobs import MAX_CLIPS, MIN_CLIPS
 from workers.queues import JobFailed, JobQueue, QueueFull, submit_turn
 
@@ -129,14 +129,19 @@ class Chat:
             if self.gate.seen(key):
                 log.info("dropped a redelivered %s message", message.platform)
                 return []
+            monitoring.MESSAGES.labels(message.platform).inc()
             replies = self._answer(message)
             self.gate.handled(key)
+            if any(reply.problem == "input" for reply in replies):
+                monitoring.REFUSED.labels(message.platform, "input").inc()
             return replies
         except InputError as error:
             self.gate.handled(key)  # a refusal is its answer: the message again gets no second one
+            monitoring.REFUSED.labels(message.platform, "input").inc()
             return [Outgoing(text=str(error), problem="input")]
         except QueueFull:
             log.warning("refused a %s message: the queue is full", message.platform)
+            monitoring.REFUSED.labels(message.platform, "busy").inc()
             return [Outgoing(text=BUSY, problem="internal")]
         except Exception as error:
             error_id = uuid.uuid4().hex[:8]
@@ -157,6 +162,7 @@ class Chat:
             return []
         wait = self.gate.wait_s(message.user_key)
         if wait:
+            monitoring.REFUSED.labels(message.platform, "rate_limited").inc()
             return [Outgoing(text=SLOW_DOWN.format(seconds=wait))]
         text = clean_text(message.text)
         if len(text) > self.settings.max_text_chars:

@@ -210,6 +210,8 @@ def _parser() -> argparse.ArgumentParser:
     worker.add_argument("--burst", action="store_true", help="exit when the queue is empty")
     worker.add_argument("--gpu", action="store_true",
                         help="take cloned-voice turns from HEARTLINE_GPU_QUEUE_NAME first")
+    worker.add_argument("--metrics-port", type=int, metavar="PORT",
+                        help="serve /healthz, /readyz and /metrics here (default HEARTLINE_METRICS_PORT)")
     worker.set_defaults(handler=_worker)
 
     models = commands.add_parser("models", help="manage model weights")
@@ -575,7 +577,7 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
 def _worker(args: argparse.Namespace, settings: Settings) -> int:
     from workers.worker import run_worker
 
-    run_worker(settings, burst=args.burst, gpu=args.gpu)
+    run_worker(settings, burst=args.burst, gpu=args.gpu, metrics_port=args.metrics_port)
     return 0
 
 

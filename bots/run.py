@@ -17,7 +17,9 @@ class Door(Protocol):
 
 
 async def run(settings: Settings) -> None:
-    doors = wiring.doors(settings, wiring.chat(settings))
+    chat = wiring.chat(settings)
+    doors = wiring.doors(settings, chat)
+    monitor = _monitor(settings, chat) if settings.metrics_port is not None else None
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -31,3 +33,17 @@ async def run(settings: Settings) -> None:
     finally:
         for door in reversed(started):
             await door.stop()
+        if monitor is not None:
+            monitor.shutdown()
+
+
+def _monitor(settings: Settings, chat):
+    """Health, readiness and metrics of this bot process; with the embedded queue it also runs
+    the jobs, so it is ready once its models are loaded."""
+    from workers import jobs, monitoring
+    from workers.queues import EmbeddedQueue
+
+    runs_jobs = isinstance(chat.queue, EmbeddedQueue)
+    monitoring.watch_queue_and_outbox(chat.queue.waiting, chat.outbox.pending)
+    checks = monitoring.readiness(settings, jobs.pipeline_loaded if runs_jobs else None)
+    return monitoring.serve(settings.metrics_host, settings.metrics_port, checks)

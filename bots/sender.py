@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from core.delivery import Delivery
 from storage.outbox import Outbox
+from workers import monitoring
 
 log = logging.getLogger(__name__)
 
@@ -94,13 +95,16 @@ class Sender:
                 log.warning("gave up sending a %s answer after %d tries: %s", self.platform,
                             delivery.attempts + 1, type(error).__name__)
                 await asyncio.to_thread(self.outbox.failed, delivery.key)
+                monitoring.SENT.labels(self.platform, "failed").inc()
                 return
             delay = fault.retry_after if fault.retry_after is not None else backoff(delivery.attempts)
             log.info("sending a %s answer failed (%s); trying again in %.1f s", self.platform,
                      type(error).__name__, delay)
             await asyncio.to_thread(self.outbox.retry_later, delivery.key, delay)
+            monitoring.SENT.labels(self.platform, "retried").inc()
             return
         await asyncio.to_thread(self.outbox.sent, delivery.key)
+        monitoring.SENT.labels(self.platform, "sent").inc()
 
     async def _send(self, delivery: Delivery, with_voice: bool) -> None:
         try:

@@ -61,6 +61,10 @@ class Settings(BaseSettings):
 
     web_host: str = "127.0.0.1"
     web_port: int = 8080
+    # /healthz, /readyz and Prometheus /metrics of this process; unset, not served. Every
+    # process needs a port of its own (`heartline worker --metrics-port` for each worker).
+    metrics_host: str = "127.0.0.1"
+    metrics_port: int | None = None
     telegram_bot_token: SecretStr | None = Field(
         default=None, validation_alias=AliasChoices("HEARTLINE_TELEGRAM_BOT_TOKEN", "TELEGRAM_BOT_TOKEN")
     )

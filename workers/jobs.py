@@ -17,6 +17,7 @@ from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
 from storage.outbox import Outbox
 from storage.users import UserStore
+from workers import monitoring
 
 log = logging.getLogger(__name__)
 
@@ -73,25 +74,46 @@ def process_turn(turn: Turn) -> dict:
     """
     outbox = current_outbox()
     key = turn_key(turn)
+    turns = monitoring.TURNS.labels(turn.platform, "repeated")
     if key and outbox.has(key):
         log.info("turn %s already answered; not run again", key)
+        turns.inc()
         return {"answered": key}
-    if turn.received_at and time.time() - turn.received_at > current_settings().answer_within_s:
-        log.warning("turn %s waited too long for a worker; told the user to send it again", key)
-        _deliver(outbox, turn, Outgoing(text=STALE, problem="internal"))
-        return {"error": {"kind": "stale", "message": STALE}}
+    if turn.received_at:
+        waited = time.time() - turn.received_at
+        monitoring.QUEUE_WAIT.observe(waited)
+        if waited > current_settings().answer_within_s:
+            log.warning("turn %s waited too long for a worker; told the user to send it again", key)
+            _deliver(outbox, turn, Outgoing(text=STALE, problem="internal"))
+            monitoring.TURNS.labels(turn.platform, "stale").inc()
+            return {"error": {"kind": "stale", "message": STALE}}
     try:
         result = current_pipeline().run(turn)
     except InputError as error:
         log.info("turn from %s refused: %s", turn.platform, error)
         _deliver(outbox, turn, Outgoing(text=str(error), problem="input"))
+        monitoring.TURNS.labels(turn.platform, "refused").inc()
         return {"error": {"kind": "input", "message": str(error)}}
+    _observe(turn, result)
     audio = result.reply_audio
     voice = (VoiceNote(audio.data, audio.duration_s, base64.b64decode(audio.waveform))
              if audio else None)
     answer = result.to_dict()
     _deliver(outbox, turn, Outgoing(text=result.response, voice=voice, result=answer))
     return answer
+
+
+def _observe(turn: Turn, result) -> None:
+    monitoring.TURNS.labels(turn.platform, "answered").inc()
+    for stage, seconds in result.metadata.stage_times.items():
+        monitoring.STAGE_SECONDS.labels(stage).observe(seconds)
+    if result.safety.action == "flagged_input":
+        monitoring.FLAGGED.labels(turn.platform).inc()
+
+
+def pipeline_loaded() -> bool:
+    """Whether this process has its models (a worker is ready only then)."""
+    return _pipeline is not None
 
 
 def envelope_of(turn: Turn) -> Envelope | None:
@@ -244,6 +266,8 @@ def answer_failed(what: Turn | Envelope, *_args) -> None:
     error_id = uuid.uuid4().hex[:8]
     envelope = what if isinstance(what, Envelope) else envelope_of(what)
     log.error("job %s failed for good (error id %s)", envelope.key if envelope else "-", error_id)
+    if isinstance(what, Turn):
+        monitoring.TURNS.labels(what.platform, "failed").inc()
     if envelope is not None:
         current_outbox().put(envelope.answer(
             Outgoing(text=FAILED.format(error_id=error_id), problem="internal")))

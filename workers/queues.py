@@ -56,6 +56,9 @@ class JobQueue(Protocol):
         last try fails, `on_failure(*args)` runs instead (a module-level function).
         `description` is logged: never put user content in it."""
 
+    def waiting(self) -> int:
+        """Jobs no worker has taken yet."""
+
 
 def submit_turn(queue: JobQueue, turn: Turn, gpu: bool = False) -> JobHandle:
     # Same platform message, same job id: that is what makes a redelivery one job.
@@ -103,6 +106,9 @@ class EmbeddedQueue:
         self._waiting = 0
         if journal is not None:
             self._resume()
+
+    def waiting(self) -> int:
+        return self._waiting
 
     def _resume(self) -> None:
         """Run again, first, the jobs a process that was killed left unfinished."""
@@ -215,6 +221,9 @@ class RedisQueue:
         self.gpu_queue = (Queue(settings.gpu_queue_name, connection=self.connection)
                           if settings.gpu_queue_name else self.queue)
         self.settings = settings
+
+    def waiting(self) -> int:
+        return self.queue.count + (self.gpu_queue.count if self.gpu_queue is not self.queue else 0)
 
     def workers_listening(self) -> int:
         from rq import Worker

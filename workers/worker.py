@@ -17,7 +17,7 @@ from rq import Queue, SimpleWorker
 from rq.worker import WorkerStatus
 
 from config.settings import Settings
-from workers import jobs
+from workers import jobs, monitoring
 
 log = logging.getLogger(__name__)
 
@@ -52,7 +52,8 @@ class ModelWorker(SimpleWorker):
                 log.warning("job heartbeat failed: %s", type(error).__name__)
 
 
-def run_worker(settings: Settings, burst: bool = False, gpu: bool = False) -> None:
+def run_worker(settings: Settings, burst: bool = False, gpu: bool = False,
+               metrics_port: int | None = None) -> None:
     if not settings.redis_url:
         raise SystemExit("heartline worker needs HEARTLINE_REDIS_URL (without it, `heartline run` "
                          "processes messages in-process)")
@@ -63,6 +64,15 @@ def run_worker(settings: Settings, burst: bool = False, gpu: bool = False) -> No
         names.insert(0, settings.gpu_queue_name)  # cloned-voice turns first, then any other work
     connection = Redis.from_url(settings.redis_url)
     jobs.configure(settings)
+    metrics_port = settings.metrics_port if metrics_port is None else metrics_port
+    if metrics_port is not None:  # up before the models load: alive, and not ready until they are
+        from config import wiring
+
+        queues = [Queue(name, connection=connection) for name in names]
+        monitoring.watch_queue_and_outbox(lambda: sum(q.count for q in queues),
+                                          wiring.outbox(settings).pending)
+        monitoring.serve(settings.metrics_host, metrics_port,
+                         monitoring.readiness(settings, jobs.pipeline_loaded))
     jobs.current_pipeline()  # load every model before taking the first job
     worker = ModelWorker(
         [Queue(name, connection=connection) for name in names], connection=connection,
