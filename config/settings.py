@@ -157,6 +157,8 @@ class Settings(BaseSettings):
     expressiveness: float = 1.0
 
     log_level: str = "INFO"
+    # "json": one JSON object per line (time, level, logger, message), for a log collector.
+    log_format: Literal["text", "json"] = "text"
 
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
                      "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",

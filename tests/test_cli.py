@@ -127,3 +127,11 @@ def test_models_list_says_what_each_stage_uses_and_what_is_missing():
     missing = {c["stage"]: c for c in json.loads(done.stdout) if not c["present"]}
     assert set(missing) == {"stt", "toxicity"}
     assert missing["stt"]["source"] == os.path.join(os.environ["HEARTLINE_MODEL_CACHE_DIR"], "whisper-small")
+
+
+def test_json_logs_are_one_object_per_line():
+    done = heartline("config", env={"HEARTLINE_LOG_FORMAT": "json", "HEARTLINE_NOT_A_SETTING": "x"})
+    assert done.returncode == 0
+    [line] = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
+    assert line["level"] == "WARNING" and line["logger"] == "heartline"
+    assert line["message"] == "HEARTLINE_NOT_A_SETTING is not a Heartline setting (a typo?); it is ignored"
