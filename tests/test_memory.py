@@ -3,10 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import signal
+import subprocess
 import sys
+import time
 import uuid
+from contextlib import contextmanager
 from pathlib import Path
 
+import pytest
 from sqlalchemy import select
 
 from core.turn import Turn
@@ -72,38 +78,54 @@ def test_a_ten_turn_conversation_recalls_turn_one_after_a_restart(tmp_path, data
     assert "Biscuit" not in json.dumps(api.requests[-1].json["messages"][1:])  # not a recent turn
 
 
-def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path, unused_port):
-    """A user told "forgotten" must have been: a Chroma server that died is an error, not a
-    quiet success."""
-    import shutil
-    import signal
-    import subprocess
-    import time
+@contextmanager
+def chroma_server(path: Path, port: int):
+    """A real `chroma run` on loopback, as production runs one for several workers."""
+    from storage.memory import open_chroma
 
-    import pytest
-
-    from storage.memory import ChromaMemory, open_chroma
-
-    port = unused_port
     chroma = shutil.which("chroma", path=str(Path(sys.executable).parent))
-    server = subprocess.Popen([chroma, "run", "--path", str(tmp_path), "--port", str(port)],
+    server = subprocess.Popen([chroma, "run", "--path", str(path), "--port", str(port)],
                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
         deadline = time.monotonic() + 60
         while True:
             try:
-                client = open_chroma(url=f"http://127.0.0.1:{port}")
+                open_chroma(url=f"http://127.0.0.1:{port}")
                 break
             except ValueError:  # not listening yet
                 assert time.monotonic() < deadline, "the Chroma server did not start"
                 time.sleep(0.2)
-        memory = pipeline.stages.memory
-        served = ChromaMemory(client, memory.embed, memory.history)
+        yield server, f"http://127.0.0.1:{port}"
+    finally:
+        server.kill()
+        server.wait(10)
+
+
+def test_two_workers_on_one_chroma_server_share_what_users_said(pipeline, tmp_path, unused_port):
+    from storage.memory import ChromaMemory, open_chroma
+
+    memory = pipeline.stages.memory
+    with chroma_server(tmp_path, unused_port) as (_, url):
+        first, second = (ChromaMemory(open_chroma(url=url), memory.embed, memory.history) for _ in range(2))
+        key, other = f"cli:{user()}", f"cli:{user()}"
+        first.remember(key, "My grandmother Ines turns ninety in March.")
+        assert any("Ines" in m.text for m in second.recall(key, "my grandmother's birthday"))
+        assert not any("Ines" in m.text for m in second.recall(other, "my grandmother's birthday"))
+        second.forget(key)
+        assert not any("Ines" in m.text for m in first.recall(key, "my grandmother's birthday"))
+
+
+def test_forget_fails_loudly_when_the_memory_server_has_gone(pipeline, tmp_path, unused_port):
+    """A user told "forgotten" must have been: a Chroma server that died is an error, not a
+    quiet success."""
+    from storage.memory import ChromaMemory, open_chroma
+
+    memory = pipeline.stages.memory
+    with chroma_server(tmp_path, unused_port) as (server, url):
+        served = ChromaMemory(open_chroma(url=url), memory.embed, memory.history)
         key = f"cli:{user()}"
         served.remember(key, "My brother Tomas lives in Porto with his two cats.")
         server.send_signal(signal.SIGKILL)
         server.wait(10)
         with pytest.raises(Exception):
             served.forget(key)
-    finally:
-        server.kill()
