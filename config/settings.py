@@ -7,6 +7,7 @@ if present), then the defaults below.
 from __future__ import annotations
 
 import os
+import re
 from collections.abc import Mapping
 from pathlib import Path
 from typing import Literal
@@ -102,7 +103,8 @@ class Settings(BaseSettings):
     fusion_weights: dict[str, float] = {"text": 1.0, "image": 0.8, "voice": 0.6}
     toxicity_threshold: float = 0.5
 
-    device: Literal["cpu", "cuda"] = "cpu"
+    # "cpu", "cuda" or "cuda:N" (the Nth GPU), or "auto": a GPU when torch sees one.
+    device: str = "cpu"
     model_cache_dir: Path | None = Field(default=None, description="default: data_dir/models")
     whisper_model: str = Field(
         default="tiny.en",
@@ -159,6 +161,18 @@ class Settings(BaseSettings):
     log_level: str = "INFO"
     # "json": one JSON object per line (time, level, logger, message), for a log collector.
     log_format: Literal["text", "json"] = "text"
+
+    @field_validator("device")
+    @classmethod
+    def _known_device(cls, value: str) -> str:
+        value = value.strip().lower()
+        if value == "auto":
+            import torch  # only asked for "auto": torch takes a second or two to import
+
+            return "cuda" if torch.cuda.is_available() else "cpu"
+        if value == "cpu" or re.fullmatch(r"cuda(:\d+)?", value):
+            return value
+        raise ValueError("must be auto, cpu, cuda or cuda:N")
 
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
                      "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",

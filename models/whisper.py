@@ -57,6 +57,12 @@ def join_packaged_base(target: Path) -> Path:
     return target
 
 
+def ctranslate2_device(device: str) -> tuple[str, int]:
+    """CTranslate2 takes "cuda" and a GPU index where torch takes "cuda:1"."""
+    kind, _, index = device.partition(":")
+    return kind, int(index or 0)
+
+
 class FasterWhisperTranscriber:
     def __init__(self, model_dir: Path, label: str, device: str = "cpu",
                  compute_type: str = "auto", beam_size: int = 5) -> None:
@@ -64,11 +70,13 @@ class FasterWhisperTranscriber:
 
         if not (model_dir / "model.bin").is_file():
             raise FileNotFoundError(f"no CTranslate2 Whisper model (model.bin) in {model_dir}")
+        kind, index = ctranslate2_device(device)
         if compute_type == "auto":
             # int8 is the fast CPU path; float16 is what GPUs are built for.
-            compute_type = "float16" if device == "cuda" else "int8"
+            compute_type = "float16" if kind == "cuda" else "int8"
         self.model = WhisperModel(
-            str(model_dir), device=device, compute_type=compute_type, local_files_only=True
+            str(model_dir), device=kind, device_index=index, compute_type=compute_type,
+            local_files_only=True,
         )
         self.beam_size = beam_size
         # English-only checkpoints have no language-detection head worth asking.

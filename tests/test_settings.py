@@ -35,3 +35,18 @@ def test_a_typo_in_the_config_file_is_an_error_and_in_the_environment_a_warning(
 
     done = heartline("config", env={"HEARTLINE_DEFUALT_PERSONA": "tutor"})
     assert done.returncode == 0 and "HEARTLINE_DEFUALT_PERSONA is not a Heartline setting" in done.stderr
+
+
+def test_a_device_is_cpu_a_gpu_by_number_or_auto(monkeypatch):
+    import pytest
+    from pydantic import ValidationError
+
+    from models.whisper import ctranslate2_device
+
+    for asked, meant in (("cpu", "cpu"), ("CUDA", "cuda"), ("cuda:1", "cuda:1"), ("auto", "cpu")):
+        monkeypatch.setenv("HEARTLINE_DEVICE", asked)
+        assert Settings().device == meant  # no GPU here: auto is the CPU
+    monkeypatch.setenv("HEARTLINE_DEVICE", "gpu")
+    with pytest.raises(ValidationError, match="auto, cpu, cuda or cuda:N"):
+        Settings()
+    assert ctranslate2_device("cuda:1") == ("cuda", 1) and ctranslate2_device("cpu") == ("cpu", 0)
