@@ -22,6 +22,7 @@ from core.mood import ADJECTIVE, RESTING
 from core.personas import CUSTOM, CUSTOM_PERSONA_CHARS, persona_names
 from core.turn import Turn, clean_text
 from storage.gate import Gate
+from storage.moderation import Moderation, Restriction
 from storage.outbox import Outbox
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
@@ -56,6 +57,8 @@ TRAINING_START = (
     "couple of minutes), /voice cancel to stop."
 )
 NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
+BANNED = "The moderators of this Heartline have closed it to you, so I won't answer any more."
+MUTED = "The moderators have paused our conversation until {until}; I'll answer again then."
 SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {seconds} s, please."
 LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
 BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
@@ -97,13 +100,15 @@ def too_large(size: int | None, settings: Settings) -> Outgoing | None:
 
 class Chat:
     def __init__(self, settings: Settings, queue: JobQueue, users: UserStore,
-                 voices: VoiceProfileStore, outbox: Outbox, gate: Gate) -> None:
+                 voices: VoiceProfileStore, outbox: Outbox, gate: Gate,
+                 moderation: Moderation) -> None:
         self.settings = settings
         self.queue = queue
         self.users = users
         self.voices = voices
         self.outbox = outbox
         self.gate = gate
+        self.moderation = moderation
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
         """What to answer now. A turn's answer comes later, through the outbox: its Outgoing
@@ -156,10 +161,12 @@ class Chat:
         if not self._allowed(message):
             log.info("refused a %s user who is not on the allow-list", message.platform)
             return [Outgoing(text=NOT_ALLOWED)]
+        restricted = self.moderation.restriction(message.user_key)
+        if restricted is not None:
+            log.info("no job for a %s %s user", restricted.kind, message.platform)
+            monitoring.REFUSED.labels(message.platform, restricted.kind).inc()
+            return [Outgoing(text=_restriction_notice(restricted))] if restricted.tell else []
         prefs = self.users.prefs(message.user_key)
-        if prefs.banned:
-            log.info("ignored a message from a banned %s user", message.platform)
-            return []
         wait = self.gate.wait_s(message.user_key)
         if wait:
             monitoring.REFUSED.labels(message.platform, "rate_limited").inc()
@@ -331,6 +338,12 @@ class Chat:
                                    description=f"{what} from {message.platform}",
                                    on_failure=jobs.answer_failed)
         return Outgoing(queued=handle.job_id)
+
+
+def _restriction_notice(restricted: Restriction) -> str:
+    if restricted.kind == "banned":
+        return BANNED
+    return MUTED.format(until=f"{restricted.until:%d %b %H:%M} UTC")
 
 
 def _older_than(moment: datetime, minutes: int) -> bool:

@@ -87,6 +87,9 @@ class Settings(BaseSettings):
     # Who may talk to the bot: "platform:id" of users or chats; empty lists let everyone in.
     allowed_users: list[str] = []
     allowed_chats: list[str] = []
+    # Moderation: this many warnings mute a user for warn_mute_hours (each one after, again).
+    warn_limit: int = 3
+    warn_mute_hours: float = 24.0
     # In groups and servers, answer only when mentioned or replied to ("mention"), or always.
     group_replies: Literal["mention", "always"] = "mention"
     # How a voice reply carries its words: as the caption, as a separate message, or not at all.

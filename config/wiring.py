@@ -332,6 +332,7 @@ def chat(settings: Settings) -> Chat:
     from bots.chat import Chat
     from storage.gate import Gate
     from storage.journal import JobJournal
+    from storage.moderation import Moderation
     from storage.users import UserStore
     from workers.queues import EmbeddedQueue, make_queue
 
@@ -345,7 +346,7 @@ def chat(settings: Settings) -> Chat:
     # Shared by every bot process through Redis when there is one; one process needs no more.
     gate = Gate(settings.redis_url or "memory://", settings.max_messages_per_minute)
     return Chat(settings, queue, UserStore(storage.sessions), VoiceProfileStore(storage.sessions),
-                Outbox(storage.sessions), gate)
+                Outbox(storage.sessions), gate, Moderation(storage.sessions))
 
 
 def doors(settings: Settings, chat: Chat) -> list[Door]:

@@ -48,3 +48,17 @@ class Verdict:
 def judge(scores: dict[str, float], threshold: float) -> Verdict:
     reasons = tuple(sorted(name for name, value in scores.items() if value >= threshold))
     return Verdict(harmful=bool(reasons), crisis=scores.get("self_harm", 0.0) >= threshold, reasons=reasons)
+
+
+_DURATION = re.compile(r"(\d+(?:\.\d+)?)\s*([smhdw])")
+_UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
+
+
+def parse_duration(text: str) -> float:
+    """Seconds in an admin's "30m", "2h", "1d12h" or "1w"; ValueError if it is not one. (Five
+    lines of our own: the libraries that parse durations do far more and are barely kept.)"""
+    text = text.strip().lower()
+    parts = _DURATION.findall(text)
+    if not parts or _DURATION.sub("", text).strip():
+        raise ValueError(f"not a duration: {text!r} (say e.g. 30m, 2h, 1d)")
+    return sum(float(number) * _UNIT_SECONDS[unit] for number, unit in parts)

@@ -16,6 +16,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
@@ -47,6 +48,11 @@ class User(Base):
     # Set while the user is recording clips after /voice train.
     voice_training_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
+    # Moderation: a mute ends by itself; warnings add up to a mute (settings.warn_limit).
+    muted_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # A banned or muted user is told once per ban or mute, then not answered at all.
+    restriction_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(back_populates="user", cascade="all, delete-orphan")
@@ -167,3 +173,18 @@ class EmbeddedJob(Base):
     # The pickled call (function, arguments, failure handler), as RQ stores a job's.
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class AuditEntry(Base):
+    """One admin action: who did what to whom, when and why. Rows are never deleted; an entry
+    about a user whose data was forgotten keeps the action and the identity, never the data."""
+
+    __tablename__ = "audit_log"
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    actor: Mapped[str] = mapped_column(String(192))  # platform:id of the admin, or "cli"
+    action: Mapped[str] = mapped_column(String(32))
+    target: Mapped[str | None] = mapped_column(String(192), index=True)  # a user key
+    reason: Mapped[str | None] = mapped_column(Text)
+    details: Mapped[dict | None] = mapped_column(JSON)

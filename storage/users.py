@@ -20,7 +20,6 @@ class UserPrefs:
     persona: str | None = None
     voice_replies: bool = True
     training_since: datetime | None = None
-    banned: bool = False
 
 
 class UserStore:
@@ -34,10 +33,10 @@ class UserStore:
                 User.platform == platform, User.platform_user_id == platform_user_id))
             if user is None:
                 return UserPrefs()
-            return UserPrefs(user.persona, user.voice_replies, user.voice_training_since, user.banned)
+            return UserPrefs(user.persona, user.voice_replies, user.voice_training_since)
 
     def update(self, user_key: str, **changes) -> None:
-        """Set columns of the user's row (persona, voice_replies, voice_training_since, banned)."""
+        """Set columns of the user's row (persona, voice_replies, voice_training_since)."""
         with self.sessions.begin() as session:
             user = get_or_create_user(session, *split_user_key(user_key))
             for name, value in changes.items():

@@ -12,6 +12,7 @@ import pytest
 from bots.chat import HELP, NOT_ALLOWED, Chat, Incoming, too_large
 from config import wiring
 from config.settings import Settings
+from core.delivery import message_key
 from core.mood import RESTING
 
 _ids = itertools.count(1)
@@ -167,3 +168,23 @@ def test_a_training_clip_job_run_again_keeps_the_clip_once(chat, say):
     jobs.chat_voice_clip(envelope, clip, "audio/ogg")  # RQ retried it after a worker died
     assert len(chat.users.pending_clips("telegram:v3")) == 1
     assert answer(chat, envelope.key).text.startswith("Got clip 1 (")
+
+
+def test_banned_and_muted_users_are_told_once_and_make_no_job(chat):
+    from datetime import timedelta
+
+    from bots.chat import BANNED
+
+    chat.moderation.ban("cli", "telegram:ban1", "spam")
+    first, again = msg(user="ban1", text="hello?"), msg(user="ban1", text="hello??")
+    assert [r.text for r in ask(chat, first)] == [BANNED]
+    assert ask(chat, again) == []
+    assert not chat.outbox.has(message_key("telegram", "ban1", again.message_id))
+
+    chat.moderation.mute("cli", "telegram:mute1", timedelta(hours=2))
+    [notice] = ask(chat, msg(user="mute1", text="I need to talk"))
+    assert notice.text.startswith("The moderators have paused our conversation until ")
+    assert ask(chat, msg(user="mute1", text="please")) == []
+    chat.moderation.unban("cli", "telegram:mute1")
+    [answer] = ask(chat, msg(user="mute1", text="/privacy"))
+    assert "What I keep" in answer.text

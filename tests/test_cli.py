@@ -135,3 +135,22 @@ def test_json_logs_are_one_object_per_line():
     [line] = [json.loads(line) for line in done.stderr.splitlines() if line.startswith("{")]
     assert line["level"] == "WARNING" and line["logger"] == "heartline"
     assert line["message"] == "HEARTLINE_NOT_A_SETTING is not a Heartline setting (a typo?); it is ignored"
+
+
+def test_an_admin_bans_mutes_warns_and_reads_the_audit_from_the_command_line(data_dir):
+    done = heartline("admin", "ban", "telegram:42", "--reason", "spam", "--as", "telegram:1", "--json")
+    assert done.returncode == 0 and json.loads(done.stdout) == {"user": "telegram:42", "banned": True}
+    assert json.loads(heartline("admin", "user", "telegram:42", "--json").stdout)["banned"] is True
+    done = heartline("admin", "mute", "discord:7", "90m")
+    assert done.returncode == 0 and done.stdout.startswith("discord:7 muted until ")
+    for _ in range(3):
+        done = heartline("admin", "warn", "discord:8", "--reason", "insults", "--json")
+    assert json.loads(done.stdout)["warnings"] == 3 and json.loads(done.stdout)["muted_until"]
+    audit = json.loads(heartline("admin", "audit", "--json").stdout)
+    assert [(r["action"], r["target"]) for r in audit][:3] == [
+        ("mute", "discord:8"), ("warn", "discord:8"), ("warn", "discord:8")]
+    assert (audit[-1]["actor"], audit[-1]["action"], audit[-1]["reason"]) == ("telegram:1", "ban", "spam")
+
+    assert heartline("admin", "ban", "42").returncode == 2  # not platform:id
+    bad = heartline("admin", "mute", "telegram:42", "soon")
+    assert bad.returncode == 2 and "not a duration" in bad.stderr

@@ -24,3 +24,13 @@ def test_threats_are_recognised(text):
 ])
 def test_everyday_figures_of_speech_pass(text):
     assert not judge(rule_scores(text), 0.5).harmful
+
+
+def test_admin_durations():
+    from core.moderation import parse_duration
+
+    assert parse_duration("30m") == 1800 and parse_duration("2h") == 7200
+    assert parse_duration("1d12h") == 129600 and parse_duration("1w") == 604800
+    for bad in ("soon", "10", "5 minutes", ""):
+        with pytest.raises(ValueError):
+            parse_duration(bad)

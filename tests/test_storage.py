@@ -339,3 +339,29 @@ def test_two_turns_of_one_user_at_once_both_move_the_mood(engine):
         list(pool.map(turn, range(12)))
     mood = store.user_state(Turn(user_id="moody", platform="telegram")).mood
     assert round(mood.warmth, 4) == 0.12
+
+
+def test_warnings_add_up_to_a_mute_and_every_action_is_audited(engine):
+    from datetime import timedelta
+
+    from storage.moderation import Moderation
+
+    moderation, key = Moderation(session_factory(engine)), "telegram:501"
+    assert moderation.restriction(key) is None
+    day = timedelta(hours=24)
+    assert moderation.warn("telegram:1", key, "rude", 3, day) == (1, None)
+    assert moderation.warn("telegram:1", key, "rude again", 3, day)[1] is None
+    count, until = moderation.warn("telegram:1", key, "threat", 3, day)
+    assert count == 3 and until is not None
+    muted = moderation.restriction(key)
+    assert (muted.kind, muted.until, muted.tell) == ("muted", until, True)
+    assert moderation.restriction(key).tell is False  # told once, then not answered at all
+    moderation.unban("telegram:1", key, "apologised")
+    assert moderation.restriction(key) is None
+    moderation.ban("cli", key, "spam")
+    assert moderation.restriction(key).kind == "banned"
+    assert moderation.user(key)["warnings"] == 3 and moderation.user(key)["banned"] is True
+    assert [(r["actor"], r["action"], r["reason"]) for r in moderation.audit(target=key)] == [
+        ("cli", "ban", "spam"), ("telegram:1", "unban", "apologised"),
+        ("heartline", "mute", "3 warnings"), ("telegram:1", "warn", "threat"),
+        ("telegram:1", "warn", "rude again"), ("telegram:1", "warn", "rude")]
