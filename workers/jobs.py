@@ -74,10 +74,9 @@ def process_turn(turn: Turn) -> dict:
     """
     outbox = current_outbox()
     key = turn_key(turn)
-    turns = monitoring.TURNS.labels(turn.platform, "repeated")
     if key and outbox.has(key):
         log.info("turn %s already answered; not run again", key)
-        turns.inc()
+        monitoring.TURNS.labels(turn.platform, "repeated").inc()
         return {"answered": key}
     if turn.received_at:
         waited = time.time() - turn.received_at
