@@ -37,7 +37,7 @@ def env(redis_url, tmp_path):
 
 
 @contextmanager
-def heartline(command: str, env: dict):
+def heartline(command: str, env: dict, never_logged: tuple[str, ...] = ()):
     log = Path(env["HEARTLINE_DATA_DIR"]) / f"{command}-{uuid.uuid4().hex[:6]}.log"
     log.parent.mkdir(parents=True, exist_ok=True)
     with open(log, "w") as out:
@@ -52,9 +52,12 @@ def heartline(command: str, env: dict):
         if process.poll() is None:
             process.terminate()
             process.wait(60)
-    # Through kills, restarts and retries, nothing may log the bot's token.
+    # Through kills, restarts and retries, nothing may log the bot's token, or what users said.
+    written = log.read_text()
     token = env.get("TELEGRAM_BOT_TOKEN")
-    assert not token or token not in log.read_text(), f"the bot token is in the {command} log"
+    assert not token or token not in written, f"the bot token is in the {command} log"
+    assert not [words for words in never_logged if words.lower() in written.lower()], \
+        f"users' words are in the {command} log"
 
 
 def wait_until(condition, timeout: float, what: str) -> None:
@@ -108,14 +111,14 @@ def test_make_run_killed_mid_turn_answers_once_restarted(tmp_path, say):
     with FakeTelegram() as fake:
         env = {**env, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_WEB_PORT": "0", "TELEGRAM_BOT_TOKEN": fake.token,
                "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
-        with heartline("run", env) as bot:
+        with heartline("run", env, never_logged=("grandmother",)) as bot:
             fake.wait_for("getUpdates", timeout=120)
             fake.send_voice(user, say("My grandmother is in hospital and I'm worried."), duration=3)
             wait_until(lambda: journaled() == 1, 60, "the job in the journal")
             assert fake.sent("sendVoice") == []  # the models are still loading: nobody answered
             bot.send_signal(signal.SIGKILL)
             bot.wait(10)
-        with heartline("run", env):
+        with heartline("run", env, never_logged=("grandmother",)):
             [voice] = fake.wait_for("sendVoice", timeout=240)
             assert str(voice.params["chat_id"]) == str(user)
             assert no_more(fake, "sendVoice") == 1
@@ -246,13 +249,13 @@ def test_a_short_soak_answers_every_message_once_through_kills(redis_url, tmp_pa
     """`heartline soak` as an operator runs it: users writing at once while a worker and the
     bot are SIGKILLed and restarted."""
     done = subprocess.run(
-        [sys.executable, "-m", "bots.cli", "soak", "--users", "3", "--minutes", "1", "--workers", "2",
+        [sys.executable, "-m", "bots.cli", "soak", "--users", "3", "--minutes", "0.5", "--workers", "2",
          "--keep", str(tmp_path / "soak"), "--json"],
         capture_output=True, text=True, timeout=560,
         env={**os.environ, "HEARTLINE_REDIS_URL": redis_url})
     assert done.returncode == 0, done.stdout + done.stderr[-3000:]
     report = json.loads(done.stdout)
-    assert report["sent"] >= 6 and report["answered"] == report["sent"]
+    assert report["sent"] >= 4 and report["answered"] == report["sent"]
     assert report["lost"] == report["duplicated"] == report["failed"] == 0
     assert report["unknown_api_calls"] == 0
     assert [event.get("killed", "platform") for event in report["events"]] == ["worker", "platform", "bot"]

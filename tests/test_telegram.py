@@ -127,19 +127,17 @@ def test_voice_training_refuses_forwarded_audio(telegram, user, say):
     assert "forwarded" in messages[1].params["text"]
 
 
-@pytest.mark.parametrize("queue", ["embedded", "rq"])
-def test_heartline_run_answers_a_voice_note_on_telegram(queue, user, say, tmp_path, request):
-    """The done-when of the platforms issue, as an operator would run it."""
+def test_heartline_run_answers_a_voice_note_on_telegram(user, say, tmp_path, redis_url):
+    """The done-when of the platforms issue, as an operator would run it, with aiogram and a
+    worker on Redis. (`make run`'s shape, the embedded queue, is tests/test_faults.py's
+    test_make_run_killed_mid_turn_answers_once_restarted.)"""
     from test_cli import heartline  # noqa: F401  (same environment rules as the CLI tests)
 
-    env = {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_WEB_PORT": "0"}
-    worker = None
-    if queue == "rq":
-        env["HEARTLINE_REDIS_URL"] = request.getfixturevalue("redis_url")
-        env["HEARTLINE_QUEUE_NAME"] = f"tg-{uuid.uuid4().hex[:8]}"
-        env["HEARTLINE_TELEGRAM_LIBRARY"] = "aiogram"
-        worker = subprocess.Popen([sys.executable, "-m", "bots.cli", "worker"], env=env,
-                                  stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    env = {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path), "HEARTLINE_WEB_PORT": "0",
+           "HEARTLINE_REDIS_URL": redis_url, "HEARTLINE_QUEUE_NAME": f"tg-{uuid.uuid4().hex[:8]}",
+           "HEARTLINE_TELEGRAM_LIBRARY": "aiogram"}
+    worker = subprocess.Popen([sys.executable, "-m", "bots.cli", "worker"], env=env,
+                              stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     with FakeTelegram() as fake:
         env.update(TELEGRAM_BOT_TOKEN=fake.token, HEARTLINE_TELEGRAM_API_URL=fake.api_url)
         bot = subprocess.Popen([sys.executable, "-m", "bots.cli", "run"], env=env,
@@ -152,9 +150,8 @@ def test_heartline_run_answers_a_voice_note_on_telegram(queue, user, say, tmp_pa
         finally:
             bot.terminate()
             _, log = bot.communicate(timeout=60)
-            if worker:
-                worker.terminate()
-                worker.wait(60)
+            worker.terminate()
+            worker.wait(60)
     assert fake.token not in log  # the token is in every Bot API URL: it must never reach the log
     assert "how are you" not in log.lower()
 
