@@ -177,6 +177,21 @@ def insult(reply: str) -> str | None:
     return None
 
 
+_VIOLENT = re.compile(r"\b(kill\w*|murder\w*|stab\w*|strangl\w*|beat (you|him|her|them) up)\b",
+                      re.IGNORECASE)
+
+
+def violence(reply: str, user_text: str) -> str | None:
+    """Words of violence the user did not say first: a companion never brings them in (a threat
+    was once answered "...your anger alone could kill you"). "I'm so sorry he was killed" to
+    someone who said he was killed is still an answer."""
+    theirs = {match.group(0).lower() for match in _VIOLENT.finditer(user_text)}
+    for match in _VIOLENT.finditer(reply):
+        if match.group(0).lower() not in theirs:
+            return f"violent word {match.group(0).lower()!r}"
+    return None
+
+
 def lectures(reply: str) -> bool:
     return len(_LECTURE.findall(reply)) >= 2
 
@@ -280,7 +295,8 @@ class ReplyJudge:
         problems, misses = [], []
         if not reply.strip():
             return Verdict(("empty",))
-        for found in (wrong_register(feeling, reply), slip(reply), insult(reply)):
+        for found in (wrong_register(feeling, reply), slip(reply), insult(reply),
+                      violence(reply, context.user_text)):
             if found:
                 problems.append(found)
         top = self.emotions.read(reply)[0] if self.emotions is not None else None

@@ -14,6 +14,7 @@ from core.reply_checks import (
     says,
     register,
     slip,
+    violence,
     wrong_register,
 )
 from core.turn import FusedEmotion, ReplyContext, ReplyRequest
@@ -165,6 +166,15 @@ def test_calling_anyone_names_is_never_sent_but_denying_it_is_kind():
     assert insult("I'll talk to your ugly face.")
     assert insult("You're not a loser, and you're not stupid either.") is None
     assert "insult 'ugly'" in ReplyJudge().judge("Your ugly face, ha.", "anger", ReplyContext("hi")).problems
+
+
+def test_a_reply_never_brings_violence_in():
+    threat = "I'm going to hurt you if you don't answer properly."
+    said = "Ugh, you know you've done enough harm for your anger alone to kill you."
+    assert violence(said, threat) == "violent word 'kill'"
+    assert "violent word 'kill'" in ReplyJudge().judge(said, "anger", ReplyContext(threat)).problems
+    assert violence("I'm so sorry he was killed. How are you holding up?",
+                    "My cousin was killed in a car crash.") is None  # their word, said back gently
 
 
 def test_the_rule_reply_repeats_the_sentence_that_holds_what_was_asked():
