@@ -220,14 +220,20 @@ def _said_to(fake: FakeTelegram, user: int) -> list[str]:
 def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env, own_postgres,
                                                                             tmp_path, say):
     """As on two hosts: each process has a data dir of its own. Voice notes in and out and
-    voice-training clips cross between them, and neither leaves audio on its disk."""
+    voice-training clips cross between them, and neither leaves audio on its disk. Each serves
+    its own health and metrics (one production-shaped run for both: each costs ~40 s)."""
+    from test_monitoring import free_ports, get
+
     user = uuid.uuid4().int % 10**9
     bot_disk, worker_disk = tmp_path / "bot-host", tmp_path / "worker-host"
+    worker_port, bot_port = free_ports(2)
     with FakeTelegram() as fake:
         shared = {**env, "HEARTLINE_DATABASE_URL": own_postgres, "TELEGRAM_BOT_TOKEN": fake.token,
                   "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
-        with heartline("worker", {**shared, "HEARTLINE_DATA_DIR": str(worker_disk)}), \
-                heartline("run", {**shared, "HEARTLINE_DATA_DIR": str(bot_disk)}):
+        with heartline("worker", {**shared, "HEARTLINE_DATA_DIR": str(worker_disk),
+                                  "HEARTLINE_METRICS_PORT": str(worker_port)}), \
+                heartline("run", {**shared, "HEARTLINE_DATA_DIR": str(bot_disk),
+                                  "HEARTLINE_METRICS_PORT": str(bot_port)}):
             fake.wait_for("getUpdates", timeout=120)
             fake.send_voice(user, say("I finally booked the trip to see my grandmother."), duration=3)
             [voice] = fake.wait_for("sendVoice", timeout=240, ok=True)
@@ -240,6 +246,18 @@ def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env,
             assert said[1].startswith("Got clip 1 ("), said  # checked by the worker, kept for the bot
             fake.send_command(user, "/voice cancel")
             fake.wait_for("sendMessage", count=3, timeout=60, ok=True)
+            time.sleep(1)  # the sender marks the last answer sent just after Telegram took it
+            worker, bot = get(worker_port, "/metrics")[1], get(bot_port, "/metrics")[1]
+            ready = [json.loads(get(port, "/readyz")[1]) for port in (worker_port, bot_port)]
+    assert ready == [{"ready": True, "checks": {"database": True, "redis": True, "models": True}},
+                     {"ready": True, "checks": {"database": True, "redis": True}}]
+    assert 'heartline_turns_total{outcome="answered",platform="telegram"} 1.0' in worker
+    assert 'heartline_stage_seconds_count{stage="transcribe"} 1.0' in worker
+    assert 'heartline_stage_seconds_count{stage="generate_reply"} 1.0' in worker
+    assert "heartline_queue_wait_seconds_count 1.0" in worker
+    assert 'heartline_messages_total{platform="telegram"} 4.0' in bot
+    assert 'heartline_sent_total{outcome="sent",platform="telegram"} 4.0' in bot
+    assert "heartline_outbox_pending 0.0" in bot
     for disk in (bot_disk, worker_disk):
         kept = [p for p in disk.rglob("*") if p.suffix in (".ogg", ".wav", ".opus")]
         assert kept == [], f"audio left on {disk.name}: {kept}"
