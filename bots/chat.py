@@ -15,6 +15,7 @@ import uuid
 from dataclasses import dataclass, replace
 from datetime import datetime, timedelta, timezone
 
+from bots import admin
 from config.settings import Settings
 from core.delivery import Envelope, Outgoing, message_key
 from core.errors import InputError, text_too_long
@@ -56,10 +57,11 @@ TRAINING_START = (
     "learn from forwarded audio). Say /voice done when you've sent them (learning takes a "
     "couple of minutes), /voice cancel to stop."
 )
+ADMIN_ONLY = "Sorry, only this Heartline's admins may use /admin."
 NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
 BANNED = "The moderators of this Heartline have closed it to you, so I won't answer any more."
 MUTED = "The moderators have paused our conversation until {until}; I'll answer again then."
-SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {seconds} s, please."
+SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {wait}, please."
 LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
 BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
 TRAINING_EXPIRED = ("I stopped waiting for voice clips: /voice train was over {minutes} minutes ago, "
@@ -109,6 +111,7 @@ class Chat:
         self.outbox = outbox
         self.gate = gate
         self.moderation = moderation
+        self.desk = admin.AdminDesk(moderation, settings)
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
         """What to answer now. A turn's answer comes later, through the outbox: its Outgoing
@@ -161,16 +164,16 @@ class Chat:
         if not self._allowed(message):
             log.info("refused a %s user who is not on the allow-list", message.platform)
             return [Outgoing(text=NOT_ALLOWED)]
-        restricted = self.moderation.restriction(message.user_key)
+        prefs = self.users.prefs(message.user_key)
+        restricted = self.moderation.restriction(message.user_key, prefs)
         if restricted is not None:
             log.info("no job for a %s %s user", restricted.kind, message.platform)
             monitoring.REFUSED.labels(message.platform, restricted.kind).inc()
             return [Outgoing(text=_restriction_notice(restricted))] if restricted.tell else []
-        prefs = self.users.prefs(message.user_key)
-        wait = self.gate.wait_s(message.user_key)
+        wait = self.gate.wait_s(message.user_key, prefs.rate_limit)
         if wait:
             monitoring.REFUSED.labels(message.platform, "rate_limited").inc()
-            return [Outgoing(text=SLOW_DOWN.format(seconds=wait))]
+            return [Outgoing(text=SLOW_DOWN.format(wait=wait_words(wait)))]
         text = clean_text(message.text)
         if len(text) > self.settings.max_text_chars:
             raise text_too_long(self.settings.max_text_chars)
@@ -243,6 +246,7 @@ class Chat:
             "/mood": lambda: self._mood(message),
             "/forget": lambda: self._forget(message),
             "/voice": lambda: self._voice(message, args, prefs),
+            "/admin": lambda: self._admin(message, args),
         }.get(name)
         if handler is None:
             return [Outgoing(text="I don't know that command. /help lists what I understand.")]
@@ -280,6 +284,25 @@ class Chat:
         main = max(set(recent), key=recent.count)
         return (f"With you I'm feeling {mine}. Over your last {len(recent)} messages you've mostly "
                 f"seemed {ADJECTIVE[main]}; most recently {ADJECTIVE[recent[-1]]}.")
+
+    def _admin(self, message: Incoming, args: list[str]) -> str | list[Outgoing]:
+        actor = message.user_key
+        if actor not in self.settings.admins:
+            log.info("refused /admin from a %s user who is not an admin", message.platform)
+            self.moderation.record(actor, "refused", None, "not an admin",
+                                   {"command": (args or [""])[0][:32]})
+            return ADMIN_ONLY
+        if not message.private:  # what an admin sees of users is not for the whole group
+            return "Admin commands work in a private chat with me."
+        try:
+            if args[:1] == ["forget"]:
+                if len(args) != 2:
+                    return "Say /admin forget USER."
+                target = admin.user_key(args[1], message.platform)
+                return [self._later(message, "admin forget", jobs.chat_admin_forget, target)]
+            return self.desk.said(actor, message.platform, args).words
+        except admin.AdminError as error:
+            return str(error)
 
     def _forget(self, message: Incoming) -> list[Outgoing]:
         return [self._later(message, "forget", jobs.chat_forget)]
@@ -340,6 +363,15 @@ class Chat:
         return Outgoing(queued=handle.job_id)
 
 
+def wait_words(seconds: int) -> str:
+    """"40 s", "12 minutes", "3 hours": how long, as a person would say it."""
+    if seconds < 90:
+        return f"{seconds} s"
+    if seconds < 90 * 60:
+        return f"{round(seconds / 60)} minutes"
+    return f"{round(seconds / 3600)} hours"
+
+
 def _restriction_notice(restricted: Restriction) -> str:
     if restricted.kind == "banned":
         return BANNED
@@ -347,8 +379,6 @@ def _restriction_notice(restricted: Restriction) -> str:
 
 
 def _older_than(moment: datetime, minutes: int) -> bool:
-    if moment.tzinfo is None:  # SQLite hands back naive UTC
-        moment = moment.replace(tzinfo=timezone.utc)
     return datetime.now(timezone.utc) - moment > timedelta(minutes=minutes)
 
 

@@ -7,7 +7,6 @@ import json
 import logging
 import mimetypes
 import os
-import re
 import sys
 import uuid
 from pathlib import Path
@@ -61,7 +60,6 @@ def _problems(error: ValidationError) -> str:
     return "\n".join(lines)
 
 
-_USER_KEY = re.compile(r"^[a-z]+:[\w.@-]{1,128}$")
 # What chat commands are called on the command line.
 CHAT_COMMANDS = {"/forget": "forget --user U", "/voice": "voice train|status|delete --user U",
                  "/persona": "reply --persona NAME ...", "/help": "--help", "/start": "--help"}
@@ -231,22 +229,34 @@ def _parser() -> argparse.ArgumentParser:
     listing.add_argument("--json", action="store_true")
     listing.set_defaults(handler=_models_list)
 
-    admin = commands.add_parser("admin", help="moderate users: warn, mute, ban, unban, look up, audit")
+    admin = commands.add_parser("admin", help="moderate: flags, warnings, mutes, bans, limits, audit")
     admin_commands = admin.add_subparsers(dest="admin_command", metavar="ACTION", required=True)
-    for action, help_text in (("warn", "one more warning (enough of them mute)"),
+    for action, help_text in (("flagged", "the newest flags to review"),
+                              ("review", "approve a flag (warns the user) or dismiss it"),
+                              ("warn", "one more warning (enough of them mute)"),
                               ("mute", "no answers for a while"), ("ban", "no answers at all"),
                               ("unban", "lift a ban or a mute"), ("user", "what is known of a user"),
+                              ("forget", "delete everything a user gave (needs a worker)"),
+                              ("limits", "a user's own rate, e.g. 20/hour, or default"),
                               ("audit", "the newest admin actions")):
         command = admin_commands.add_parser(action, help=help_text)
-        if action != "audit":
+        if action == "review":
+            command.add_argument("flag", metavar="ID", type=int)
+            command.add_argument("verdict", choices=("approve", "dismiss"))
+        elif action not in ("flagged", "audit"):
             command.add_argument("target", metavar="USER", help="platform:id, e.g. telegram:12345")
         if action == "mute":
             command.add_argument("duration", help="e.g. 30m, 2h, 1d")
+        if action == "limits":
+            command.add_argument("rate", metavar="N/PERIOD", help="e.g. 20/hour, 100/day, or default")
         if action in ("warn", "mute", "ban", "unban"):
             command.add_argument("--reason")
+        if action in ("flagged", "audit"):
+            command.add_argument("--limit", type=int, default=20)
+        if action == "flagged":
+            command.add_argument("--all", action="store_true", help="reviewed ones too")
         if action == "audit":
-            command.add_argument("--user", metavar="USER", help="only actions on this user")
-            command.add_argument("--limit", type=int, default=50)
+            command.add_argument("--user", dest="target", metavar="USER", help="only actions on this user")
         command.add_argument("--as", dest="actor", default="cli", help="who is acting (for the audit log)")
         command.add_argument("--json", action="store_true")
         command.set_defaults(handler=_admin)
@@ -615,41 +625,38 @@ def _models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    from datetime import timedelta
-
+    from bots.admin import AdminDesk, AdminError, Done, user_key
     from config import wiring
-    from core.moderation import parse_duration
     from storage.moderation import Moderation
 
-    target = getattr(args, "target", None) or getattr(args, "user", None)
-    if target is not None and not _USER_KEY.match(target):
-        raise CliError(f"a user is platform:id, e.g. telegram:12345, not {target!r}")
-    moderation = Moderation(wiring.open_storage(settings).sessions)
     action = args.admin_command
-    if action == "audit":
-        result = moderation.audit(args.limit, target)
-        said = "\n".join(f"{r['at']}  {r['actor']:<16} {r['action']:<6} {r['target'] or '-'}  "
-                         f"{r['reason'] or ''}".rstrip() for r in result) or "no admin actions yet"
-    elif action == "user":
-        result = moderation.user(target)
-        said = "\n".join(f"{key:<12} {value}" for key, value in result.items())
-    elif action == "warn":
-        count, until = moderation.warn(args.actor, target, args.reason, settings.warn_limit,
-                                       timedelta(hours=settings.warn_mute_hours))
-        result = {"user": target, "warnings": count, "muted_until": until.isoformat() if until else None}
-        said = f"{target} has {count} warning(s)" + (f"; muted until {until:%d %b %H:%M} UTC" if until else "")
-    elif action == "mute":
-        try:
-            duration = timedelta(seconds=parse_duration(args.duration))
-        except ValueError as error:
-            raise CliError(str(error)) from None
-        until = moderation.mute(args.actor, target, duration, args.reason)
-        result = {"user": target, "muted_until": until.isoformat()}
-        said = f"{target} muted until {until:%d %b %H:%M} UTC"
-    else:  # ban, unban
-        getattr(moderation, action)(args.actor, target, args.reason)
-        result, said = {"user": target, "banned": action == "ban"}, f"{target} {action}ned"
-    print(json.dumps(result, indent=2) if args.json else said)
+    try:
+        target = user_key(args.target) if getattr(args, "target", None) else None
+        desk = AdminDesk(Moderation(wiring.open_storage(settings).sessions), settings)
+        if action == "flagged":
+            done = desk.flagged(args.limit, args.all)
+        elif action == "review":
+            done = desk.review(args.actor, args.flag, args.verdict)
+        elif action == "audit":
+            done = desk.audit(args.limit, target)
+        elif action == "user":
+            done = desk.user(target)
+        elif action == "mute":
+            done = desk.mute(args.actor, target, args.duration, args.reason)
+        elif action == "limits":
+            done = desk.limits(args.actor, target, args.rate)
+        elif action == "forget":
+            from workers import jobs
+            from workers.queues import make_queue
+
+            make_queue(settings).submit(jobs.forget_everything, target, args.actor,
+                                        description="admin forget from cli").result(settings.job_timeout_s + 60)
+            done = Done({"forgotten": target}, f"forgot everything {target} gave; their warnings and bans stay")
+        else:  # warn, ban, unban
+            done = getattr(desk, action)(args.actor, target, args.reason)
+    except AdminError as error:
+        raise CliError(str(error)) from None
+    print(json.dumps(done.result, indent=2) if args.json else done.words)
     return 0
 
 

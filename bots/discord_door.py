@@ -18,7 +18,7 @@ from discord import app_commands
 from bots.chat import UNSUPPORTED, Chat, Incoming, too_large
 from bots.sender import Fault, Sender
 from config.settings import Settings
-from core.delivery import Delivery, Outgoing
+from core.delivery import DIRECT, Delivery, Outgoing
 
 log = logging.getLogger(__name__)
 
@@ -148,7 +148,7 @@ class DiscordDoor:
 
     async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
         """The sender's way out: one answer from the outbox."""
-        reply, channel_id = delivery.reply, int(delivery.chat_id)
+        reply, channel_id = delivery.reply, await self._channel_id(delivery.chat_id)
         voice = reply.voice if with_voice else None
         # A slash command's id ("i...") is no message to quote.
         quoted = delivery.reply_to if delivery.reply_to and delivery.reply_to.isdigit() else None
@@ -164,6 +164,14 @@ class DiscordDoor:
             await send_voice_message(self.client, channel_id, voice.ogg, voice.duration_s,
                                      voice.waveform, reference)
         self._words_sent.discard(delivery.key)
+
+    async def _channel_id(self, chat_id: str) -> int:
+        """The channel itself, or for an admin's alert ("dm:<user id>") the DM channel with
+        that user, which Discord opens (or finds) for the bot."""
+        if not chat_id.startswith(DIRECT):
+            return int(chat_id)
+        channel = await self.client.http.start_private_message(int(chat_id.removeprefix(DIRECT)))
+        return int(channel["id"])
 
     # -- slash commands -----------------------------------------------------------------------
 

@@ -16,7 +16,7 @@ from typing import Any
 from bots.chat import UNSUPPORTED, Chat, Incoming, too_large
 from bots.sender import Fault, Sender, backoff
 from config.settings import Settings
-from core.delivery import Delivery, Outgoing, message_key
+from core.delivery import DIRECT, Delivery, Outgoing, message_key
 
 log = logging.getLogger(__name__)
 
@@ -266,7 +266,8 @@ class TelegramDoor:
     async def send_delivery(self, delivery: Delivery, with_voice: bool) -> None:
         """The sender's way out: one answer from the outbox."""
         self._answering.pop(delivery.key, None)
-        chat_id, reply, text = delivery.chat_id, delivery.reply, delivery.reply.text or ""
+        # A private chat's id is its user's: an admin's alert goes there.
+        chat_id, reply, text = delivery.chat_id.removeprefix(DIRECT), delivery.reply, delivery.reply.text or ""
         reply_to = int(delivery.reply_to) if delivery.reply_to else None
         if not with_voice or reply.voice is None:
             if text:

@@ -87,9 +87,14 @@ class Settings(BaseSettings):
     # Who may talk to the bot: "platform:id" of users or chats; empty lists let everyone in.
     allowed_users: list[str] = []
     allowed_chats: list[str] = []
-    # Moderation: this many warnings mute a user for warn_mute_hours (each one after, again).
+    # Who may use /admin: "platform:id" of users (the web admin page asks for admin_token).
+    admins: list[str] = []
+    admin_token: SecretStr | None = None
+    # Moderation: this many warnings mute a user for warn_mute_hours (each one after, again);
+    # a message flagged as a threat mutes its sender for threat_mute_hours (0: only flag it).
     warn_limit: int = 3
     warn_mute_hours: float = 24.0
+    threat_mute_hours: float = 24.0
     # In groups and servers, answer only when mentioned or replied to ("mention"), or always.
     group_replies: Literal["mention", "always"] = "mention"
     # How a voice reply carries its words: as the caption, as a separate message, or not at all.
@@ -180,7 +185,7 @@ class Settings(BaseSettings):
     @field_validator("telegram_bot_token", "discord_bot_token", "redis_url", "database_url",
                      "telegram_api_url", "telegram_webhook_url", "telegram_webhook_secret",
                      "discord_api_url", "discord_gateway_url", "reply_api_key", "chroma_url",
-                     "reply_model_dir", "reply_adapter_dir", "reply_seed", mode="before")
+                     "reply_model_dir", "reply_adapter_dir", "reply_seed", "admin_token", mode="before")
     @classmethod
     def _empty_is_unset(cls, value):
         # `TOKEN=` in a compose file or .env means "not set", not "an empty token".
@@ -219,7 +224,8 @@ class Settings(BaseSettings):
     def masked(self) -> dict:
         """The effective settings, safe to print: tokens and passwords hidden."""
         values = self.model_dump(mode="json")
-        for key in ("telegram_bot_token", "discord_bot_token", "telegram_webhook_secret", "reply_api_key"):
+        for key in ("telegram_bot_token", "discord_bot_token", "telegram_webhook_secret", "reply_api_key",
+                    "admin_token"):
             if values[key]:
                 values[key] = "********"
         for key in ("database_url", "redis_url"):

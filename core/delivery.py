@@ -19,6 +19,11 @@ def message_key(platform: str, chat_id: str, message_id: str) -> str:
     return "msg-" + digest[:32]
 
 
+# A chat id of this form is a private chat with the user of that id, which each door finds its
+# own way (Telegram's is the user's id; Discord opens a DM channel): how admins are told.
+DIRECT = "dm:"
+
+
 @dataclass(frozen=True)
 class VoiceNote:
     ogg: bytes

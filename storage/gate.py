@@ -8,7 +8,7 @@ from __future__ import annotations
 import math
 import time
 
-from limits import RateLimitItemPerDay, RateLimitItemPerMinute
+from limits import RateLimitItemPerDay, RateLimitItemPerMinute, parse
 from limits.storage import storage_from_string
 from limits.strategies import MovingWindowRateLimiter
 
@@ -30,9 +30,11 @@ class Gate:
         must not drop the platform's redelivery, which is then the only copy."""
         self.limiter.hit(_ONCE, "message", message_key)
 
-    def wait_s(self, user_key: str) -> int:
-        """0 if the user may send this message now, else how many seconds until they may."""
-        if self.limiter.hit(self.rate, "user", user_key):
+    def wait_s(self, user_key: str, rate: str | None = None) -> int:
+        """0 if the user may send this message now, else how many seconds until they may.
+        `rate` is an admin's own for this user ("20/hour"), in place of the default."""
+        item = parse(rate) if rate else self.rate
+        if self.limiter.hit(item, "user", user_key):
             return 0
-        reset_at = self.limiter.get_window_stats(self.rate, "user", user_key).reset_time
+        reset_at = self.limiter.get_window_stats(item, "user", user_key).reset_time
         return max(1, math.ceil(reset_at - time.time()))

@@ -13,18 +13,18 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
-from storage.tables import AuditEntry, Message, User
+from storage.tables import AuditEntry, Message, ModerationEvent, User
+from storage.tables import VoiceProfile as VoiceProfileRow
 from storage.turns import get_or_create_user, split_user_key
+from storage.users import UserPrefs
 
 
 def _now() -> datetime:
     return datetime.now(timezone.utc)
 
 
-def _aware(moment: datetime | None) -> datetime | None:
-    if moment is not None and moment.tzinfo is None:  # SQLite hands back naive UTC
-        return moment.replace(tzinfo=timezone.utc)
-    return moment
+class ReviewError(ValueError):
+    """A flag that cannot be reviewed: there is none with that id, or it was reviewed already."""
 
 
 @dataclass(frozen=True)
@@ -77,6 +77,35 @@ class Moderation:
                    {"until": until.isoformat()})
             return user.warnings, until
 
+    def review(self, actor: str, flag_id: int, verdict: str, limit: int,
+               mute_for: timedelta) -> dict:
+        """Close an open flag. "approve" agrees with it: the user gets a warning (which may
+        mute them, as any warning may); "dismiss" calls it a false alarm and holds nothing
+        against them."""
+        with self.sessions.begin() as session:
+            flag = session.get(ModerationEvent, flag_id, with_for_update=True)
+            if flag is None:
+                raise ReviewError(f"there is no flag {flag_id}")
+            if flag.status != "open":
+                raise ReviewError(f"flag {flag_id} was already {flag.status}")
+            user = session.get(User, flag.user_id)
+            flag.status = "approved" if verdict == "approve" else "dismissed"
+            flag.resolved_at = _now()
+            target = f"{user.platform}:{user.platform_user_id}"
+            _audit(session, actor, verdict, target, None, {"flag": flag_id, "kind": flag.kind})
+        done = {"flag": flag_id, "status": flag.status, "user": target}
+        if verdict == "approve":
+            warnings, until = self.warn(actor, target, f"flag {flag_id}", limit, mute_for)
+            done |= {"warnings": warnings, "muted_until": until.isoformat() if until else None}
+        return done
+
+    def set_limit(self, actor: str, user_key: str, rate: str | None) -> None:
+        """The user's own rate ("20/hour"), or None for the default one."""
+        with self.sessions.begin() as session:
+            user = get_or_create_user(session, *split_user_key(user_key))
+            user.rate_limit = rate
+            _audit(session, actor, "limits", user_key, None, {"rate": rate or "default"})
+
     def record(self, actor: str, action: str, target: str | None, reason: str | None = None,
                details: dict | None = None) -> None:
         """An audit row for an action taken elsewhere (forget, a refused admin command)."""
@@ -85,22 +114,37 @@ class Moderation:
 
     # -- reading ---------------------------------------------------------------------------
 
-    def restriction(self, user_key: str) -> Restriction | None:
-        """The user's ban or running mute, if any; `tell` is True only the first time asked."""
+    def restriction(self, user_key: str, prefs: UserPrefs) -> Restriction | None:
+        """The user's ban or running mute, if `prefs` (just read) show one; `tell` is True only
+        the first time asked. Only a restricted user's message costs a write."""
+        until = prefs.muted_until
+        if not prefs.banned and not (until and until > _now()):
+            return None
         platform, platform_user_id = split_user_key(user_key)
         with self.sessions.begin() as session:
-            user = session.scalar(select(User).where(
-                User.platform == platform, User.platform_user_id == platform_user_id))
-            if user is None:
-                return None
-            until = _aware(user.muted_until)
-            if not user.banned and not (until and until > _now()):
-                return None
             # One conditional UPDATE: of two messages at once, only one is told.
-            told = session.execute(update(User).where(User.id == user.id, User.restriction_told.is_(False))
-                                   .values(restriction_told=True)).rowcount
-            return Restriction("banned" if user.banned else "muted", None if user.banned else until,
-                               tell=told == 1)
+            told = session.execute(update(User).where(
+                User.platform == platform, User.platform_user_id == platform_user_id,
+                User.restriction_told.is_(False)).values(restriction_told=True)).rowcount
+        return Restriction("banned" if prefs.banned else "muted", None if prefs.banned else until,
+                           tell=told == 1)
+
+    def flagged(self, limit: int = 20, everything: bool = False) -> list[dict]:
+        """The newest flags (open ones, or all): flagged messages and replies that no check
+        passed. What was said is not shown: scores and reasons are enough to act on, and a
+        companion's conversations are private."""
+        query = (select(ModerationEvent, User, Message.safety).select_from(ModerationEvent)
+                 .join(User, User.id == ModerationEvent.user_id)
+                 .outerjoin(Message, Message.id == ModerationEvent.message_id)
+                 .order_by(ModerationEvent.id.desc()).limit(limit))
+        if not everything:
+            query = query.where(ModerationEvent.status == "open")
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        return [{"id": flag.id, "user": f"{user.platform}:{user.platform_user_id}",
+                 "at": flag.created_at.isoformat(), "kind": flag.kind, "reasons": flag.reasons,
+                 "scores": _flag_scores(flag.kind, safety), "status": flag.status}
+                for flag, user, safety in rows]
 
     def user(self, user_key: str) -> dict:
         """What an admin sees of a user: counts, last activity, warnings, restrictions."""
@@ -112,13 +156,17 @@ class Moderation:
                 return {"user": user_key, "known": False}
             messages, last = session.execute(
                 select(func.count(Message.id), func.max(Message.created_at)).where(Message.user_id == user.id)).one()
-            until = _aware(user.muted_until)
+            flags = session.scalar(select(func.count(ModerationEvent.id)).where(
+                ModerationEvent.user_id == user.id, ModerationEvent.status == "open"))
+            voice = session.scalar(select(VoiceProfileRow.model_name).where(VoiceProfileRow.user_id == user.id))
+            until = user.muted_until
             return {
                 "user": user_key, "known": True, "messages": messages,
-                "last_active": _aware(last).isoformat() if last else None,
-                "warnings": user.warnings or 0, "banned": user.banned,
+                "last_active": last.isoformat() if last else None,
+                "warnings": user.warnings or 0, "open_flags": flags, "banned": user.banned,
                 "muted_until": until.isoformat() if until and until > _now() else None,
-                "since": _aware(user.created_at).isoformat(),
+                "voice_registered": voice is not None, "rate_limit": user.rate_limit,
+                "since": user.created_at.isoformat(),
             }
 
     def audit(self, limit: int = 50, target: str | None = None) -> list[dict]:
@@ -127,9 +175,17 @@ class Moderation:
         if target:
             query = query.where(AuditEntry.target == target)
         with self.sessions() as session:
-            return [{"at": _aware(row.at).isoformat(), "actor": row.actor, "action": row.action,
+            return [{"at": row.at.isoformat(), "actor": row.actor, "action": row.action,
                      "target": row.target, "reason": row.reason, "details": row.details}
                     for row in session.scalars(query)]
+
+
+def _flag_scores(kind: str, safety: dict | None) -> dict[str, float]:
+    """The scores behind a flag: the user's words', or the blocked reply's (gone with /forget)."""
+    if not safety:
+        return {}
+    scores = safety.get("toxicity_scores" if kind == "blocked_reply" else "input_scores") or {}
+    return {name: value for name, value in scores.items() if value >= 0.05}  # the ones that matter
 
 
 def _audit(session: Session, actor: str, action: str, target: str | None, reason: str | None,

@@ -20,10 +20,24 @@ from sqlalchemy import (
     true,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
 
 
 def utcnow() -> datetime:
     return datetime.now(timezone.utc)
+
+
+class UtcDateTime(TypeDecorator):
+    """A moment, always read back aware and in UTC: SQLite keeps no zone and hands back naive
+    values, which every comparison with now() would then have to mend."""
+
+    impl = DateTime(timezone=True)
+    cache_ok = True
+
+    def process_result_value(self, value: datetime | None, dialect) -> datetime | None:
+        if value is not None and value.tzinfo is None:
+            return value.replace(tzinfo=timezone.utc)
+        return value
 
 
 class Base(DeclarativeBase):
@@ -46,14 +60,16 @@ class User(Base):
     bot_mood: Mapped[dict | None] = mapped_column(JSON)
     voice_replies: Mapped[bool] = mapped_column(Boolean, default=True, server_default=true())
     # Set while the user is recording clips after /voice train.
-    voice_training_since: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    voice_training_since: Mapped[datetime | None] = mapped_column(UtcDateTime())
     banned: Mapped[bool] = mapped_column(Boolean, default=False)
     # Moderation: a mute ends by itself; warnings add up to a mute (settings.warn_limit).
-    muted_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    muted_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
     warnings: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
     # A banned or muted user is told once per ban or mute, then not answered at all.
     restriction_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    # An admin's own rate for this user ("20/hour"), in place of max_messages_per_minute.
+    rate_limit: Mapped[str | None] = mapped_column(String(32))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
     messages: Mapped[list[Message]] = relationship(back_populates="user", cascade="all, delete-orphan")
 
@@ -69,7 +85,7 @@ class Message(Base):
     platform: Mapped[str] = mapped_column(String(32))
     chat_id: Mapped[str] = mapped_column(String(128), default="")
     platform_message_id: Mapped[str | None] = mapped_column(String(128))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow, index=True)
     text: Mapped[str] = mapped_column(Text, default="")
     transcript: Mapped[str | None] = mapped_column(Text)
     has_audio: Mapped[bool] = mapped_column(Boolean, default=False)
@@ -95,8 +111,8 @@ class VoiceProfile(Base):
     speaker_embedding: Mapped[list | None] = mapped_column(JSON)
     # What the offline converter fitted from the clips (a few kB); None for neural engines.
     conversion: Mapped[dict | None] = mapped_column(JSON)
-    consented_at: Mapped[datetime] = mapped_column(DateTime(timezone=True))
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    consented_at: Mapped[datetime] = mapped_column(UtcDateTime())
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class VoiceClip(Base):
@@ -111,7 +127,7 @@ class VoiceClip(Base):
     kind: Mapped[str] = mapped_column(String(16))
     wav: Mapped[bytes] = mapped_column(LargeBinary)
     transcript: Mapped[str] = mapped_column(Text, default="")
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class ModerationEvent(Base):
@@ -125,8 +141,8 @@ class ModerationEvent(Base):
     kind: Mapped[str] = mapped_column(String(32))
     reasons: Mapped[list] = mapped_column(JSON, default=list)
     status: Mapped[str] = mapped_column(String(16), default="open", index=True)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    resolved_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    resolved_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
 
 class OutboxEntry(Base):
@@ -154,10 +170,10 @@ class OutboxEntry(Base):
     attempts: Mapped[int] = mapped_column(Integer, default=0)
     # A sender that claimed the row owns it until `claimed_until`; then anyone may take it.
     claimed_by: Mapped[str | None] = mapped_column(String(64))
-    claimed_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
-    not_before: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
-    sent_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    claimed_until: Mapped[datetime | None] = mapped_column(UtcDateTime())
+    not_before: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+    sent_at: Mapped[datetime | None] = mapped_column(UtcDateTime())
 
     __table_args__ = (Index("outbox_due", "platform", "status", "not_before"),)
 
@@ -172,7 +188,7 @@ class EmbeddedJob(Base):
     job_id: Mapped[str] = mapped_column(String(64), unique=True)
     # The pickled call (function, arguments, failure handler), as RQ stores a job's.
     payload: Mapped[bytes] = mapped_column(LargeBinary)
-    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
 
 
 class AuditEntry(Base):
@@ -182,7 +198,7 @@ class AuditEntry(Base):
     __tablename__ = "audit_log"
 
     id: Mapped[int] = mapped_column(primary_key=True)
-    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
     actor: Mapped[str] = mapped_column(String(192))  # platform:id of the admin, or "cli"
     action: Mapped[str] = mapped_column(String(32))
     target: Mapped[str | None] = mapped_column(String(192), index=True)  # a user key

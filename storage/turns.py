@@ -104,9 +104,14 @@ class SqlTurnStore:
             )
             session.add(message)
             session.flush()
-            if result["safety"]["action"] == "flagged_input":
+            safety = result["safety"]
+            # What moderators review: harmful words from the user, and replies no check passed.
+            if safety["input_flags"]:
                 session.add(ModerationEvent(user_id=user.id, message_id=message.id, kind="flagged_input",
-                                            reasons=result["safety"]["input_flags"]))
+                                            reasons=safety["input_flags"]))
+            if safety["action"] == "blocked_reply":
+                session.add(ModerationEvent(user_id=user.id, message_id=message.id, kind="blocked_reply",
+                                            reasons=["no reply passed the safety check"]))
             return message.id
 
     def _stored_id(self, turn: Turn) -> int | None:

@@ -9,7 +9,7 @@ from sqlalchemy import delete, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from core.mood import BotMood
-from storage.tables import Message, OutboxEntry, User, VoiceClip
+from storage.tables import Message, ModerationEvent, OutboxEntry, User, VoiceClip
 from storage.turns import get_or_create_user, split_user_key
 
 PENDING = "pending"  # a voice clip recorded since /voice train, kept until /voice done
@@ -17,9 +17,14 @@ PENDING = "pending"  # a voice clip recorded since /voice train, kept until /voi
 
 @dataclass(frozen=True)
 class UserPrefs:
+    """What the chat layer needs to know of a user before making a job, in one read."""
+
     persona: str | None = None
     voice_replies: bool = True
     training_since: datetime | None = None
+    banned: bool = False
+    muted_until: datetime | None = None
+    rate_limit: str | None = None  # an admin's rate for this user, e.g. "20/hour"
 
 
 class UserStore:
@@ -33,7 +38,8 @@ class UserStore:
                 User.platform == platform, User.platform_user_id == platform_user_id))
             if user is None:
                 return UserPrefs()
-            return UserPrefs(user.persona, user.voice_replies, user.voice_training_since)
+            return UserPrefs(user.persona, user.voice_replies, user.voice_training_since,
+                             user.banned, user.muted_until, user.rate_limit)
 
     def update(self, user_key: str, **changes) -> None:
         """Set columns of the user's row (persona, voice_replies, voice_training_since)."""
@@ -87,17 +93,23 @@ class UserStore:
             ).all()
         return [(emotion, confidence) for emotion, confidence in reversed(rows)]
 
-    def forget(self, user_key: str) -> None:
+    def forget(self, user_key: str, everything: bool = False) -> None:
         """Delete the user's conversation: messages, reply voice notes not yet dropped from the
         outbox, clips of an unfinished /voice train, and Heartline's mood with them. Their
-        registered voice stays."""
+        registered voice stays. With `everything` (an admin's /admin forget), their persona
+        and the flags on what they said go too; what admins did (bans, warnings, the audit)
+        stays, or forgetting would lift a ban."""
         with self.sessions.begin() as session:
             user_ids = _user_id(user_key)
             session.execute(delete(Message).where(Message.user_id.in_(user_ids)))
             session.execute(delete(OutboxEntry).where(OutboxEntry.user_key == user_key))
             session.execute(delete(VoiceClip).where(VoiceClip.user_id.in_(user_ids),
                                                     VoiceClip.kind == PENDING))
-            session.execute(update(User).where(User.id.in_(user_ids)).values(bot_mood=None))
+            cleared = {"bot_mood": None}
+            if everything:
+                session.execute(delete(ModerationEvent).where(ModerationEvent.user_id.in_(user_ids)))
+                cleared |= {"persona": None, "custom_persona": None, "voice_training_since": None}
+            session.execute(update(User).where(User.id.in_(user_ids)).values(**cleared))
 
 
 def _user_id(user_key: str):

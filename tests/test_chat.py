@@ -121,6 +121,27 @@ def test_bot_processes_on_one_redis_share_redeliveries_and_rates(settings, pipel
     assert "Try again in" in ask(second, msg(user=user, text="/help"))[0].text
 
 
+def test_an_admin_forgets_everything_a_user_gave_and_sets_another_a_rate(settings, pipeline):
+    from workers import jobs
+
+    chat = make_chat(settings, admins=["telegram:boss"])
+    ask(chat, msg(user="gone", text="My dog Biscuit has been sick all week."))
+    ask(chat, msg(user="gone", text="/persona tutor"))
+    [done] = ask(chat, msg(user="boss", text="/admin forget gone"))
+    assert done.text.startswith("Done: I've deleted everything telegram:gone gave me")
+    assert chat.users.prefs("telegram:gone").persona is None
+    assert chat.moderation.user("telegram:gone")["messages"] == 0
+    recalled = jobs.current_pipeline().stages.memory.recall("telegram:gone", "How is Biscuit?")
+    assert not [m for m in recalled if "Biscuit" in m.text]
+    assert [(r["actor"], r["action"], r["details"]) for r in chat.moderation.audit(1)] == [
+        ("telegram:boss", "forget", None)]  # that it was done, and nothing of what was forgotten
+
+    assert ask(chat, msg(user="boss", text="/admin limits slow 1/hour"))[0].text == "telegram:slow may send 1/hour"
+    assert ask(chat, msg(user="slow", text="/help"))[0].text == HELP
+    assert "Try again in 60 minutes, please" in ask(chat, msg(user="slow", text="/help"))[0].text
+    assert "not 'lots'" in ask(chat, msg(user="boss", text="/admin limits slow lots"))[0].text
+
+
 def test_very_long_text_is_refused_with_a_reason(chat, settings):
     [reply] = ask(chat, msg(user="long", text="I need to tell you everything. " * 4000))
     assert reply.problem == "input" and f"over {settings.max_text_chars} characters" in reply.text

@@ -151,6 +151,12 @@ def test_an_admin_bans_mutes_warns_and_reads_the_audit_from_the_command_line(dat
         ("mute", "discord:8"), ("warn", "discord:8"), ("warn", "discord:8")]
     assert (audit[-1]["actor"], audit[-1]["action"], audit[-1]["reason"]) == ("telegram:1", "ban", "spam")
 
+    done = heartline("admin", "limits", "discord:8", "30 per hour", "--json")
+    assert json.loads(done.stdout) == {"user": "discord:8", "rate_limit": "30/hour"}
+    assert heartline("admin", "flagged").stdout.strip() == "No open flags."
+    missing = heartline("admin", "review", "999", "approve")
+    assert missing.returncode == 2 and "there is no flag 999" in missing.stderr
+
     assert heartline("admin", "ban", "42").returncode == 2  # not platform:id
     bad = heartline("admin", "mute", "telegram:42", "soon")
     assert bad.returncode == 2 and "not a duration" in bad.stderr

@@ -107,6 +107,20 @@ def test_a_channel_that_refuses_voice_messages_gets_the_words_once(discord_api):
     assert posted(200) == [words] and not words.flags & IS_VOICE_MESSAGE
 
 
+def test_an_alert_for_an_admin_goes_to_their_dms(discord_api, settings):
+    """A worker writes an admin's alert as "dm:<user id>": the door opens the DM channel."""
+    from core.delivery import DIRECT, Delivery, Outgoing
+
+    bob = discord_api.user_id("bob")
+    alert = Delivery(f"alert-{uuid.uuid4().hex}", "discord", DIRECT + bob, f"discord:{bob}",
+                     Outgoing(text="Heartline: someone may need help"))
+    wiring.outbox(settings).put(alert)
+    [sent] = discord_api.wait_for("POST", "/messages", timeout=60)
+    [dm] = discord_api.wait_for("POST", "/users/@me/channels")
+    assert sent.json["content"] == "Heartline: someone may need help"
+    assert sent.path == f"/channels/{dm.response['id']}/messages"
+
+
 @pytest.mark.parametrize("queue", ["embedded", "rq"])
 def test_heartline_run_answers_a_voice_message_on_discord(queue, say, tmp_path, request):
     env = {**os.environ, "HEARTLINE_DATA_DIR": str(tmp_path)}

@@ -345,21 +345,28 @@ def test_warnings_add_up_to_a_mute_and_every_action_is_audited(engine):
     from datetime import timedelta
 
     from storage.moderation import Moderation
+    from storage.users import UserStore
 
     moderation, key = Moderation(session_factory(engine)), "telegram:501"
-    assert moderation.restriction(key) is None
+    users = UserStore(session_factory(engine))
+
+    def restriction():  # as the chat asks, with the user's row just read
+        return moderation.restriction(key, users.prefs(key))
+
+    assert restriction() is None
     day = timedelta(hours=24)
     assert moderation.warn("telegram:1", key, "rude", 3, day) == (1, None)
     assert moderation.warn("telegram:1", key, "rude again", 3, day)[1] is None
     count, until = moderation.warn("telegram:1", key, "threat", 3, day)
     assert count == 3 and until is not None
-    muted = moderation.restriction(key)
+    muted = restriction()
     assert (muted.kind, muted.until, muted.tell) == ("muted", until, True)
-    assert moderation.restriction(key).tell is False  # told once, then not answered at all
+    assert restriction().tell is False  # told once, then not answered at all
     moderation.unban("telegram:1", key, "apologised")
-    assert moderation.restriction(key) is None
+    assert restriction() is None
     moderation.ban("cli", key, "spam")
-    assert moderation.restriction(key).kind == "banned"
+    banned = restriction()
+    assert (banned.kind, banned.tell) == ("banned", True)  # a new restriction is told again
     assert moderation.user(key)["warnings"] == 3 and moderation.user(key)["banned"] is True
     assert [(r["actor"], r["action"], r["reason"]) for r in moderation.audit(target=key)] == [
         ("cli", "ban", "spam"), ("telegram:1", "unban", "apologised"),

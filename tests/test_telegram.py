@@ -211,3 +211,83 @@ def test_a_file_download_that_fails_is_retried_and_then_explained(telegram, user
     telegram.send_voice(user, say("Can you hear me now?"), duration=2)
     [sorry] = telegram.wait_for("sendMessage", timeout=60, ok=True)
     assert sorry.params["text"] == "I couldn't fetch your file from Telegram. Please send it again."
+
+
+def _said_to(fake: FakeTelegram, chat_id: int, count: int, timeout: float = 120) -> list[str]:
+    """The words Heartline has said in one chat (messages and voice-note captions), once there
+    are `count` of them."""
+    deadline = time.monotonic() + timeout
+    while True:
+        words = [call.params.get("text") or call.params.get("caption") or ""
+                 for call in fake.sent(ok=True) if call.method in ("sendMessage", "sendVoice")
+                 and str(call.params.get("chat_id")) == str(chat_id)]
+        if len(words) >= count:
+            return words
+        assert time.monotonic() < deadline, f"waited for {count} answers in chat {chat_id}, got {words}"
+        time.sleep(0.05)
+
+
+def test_admins_moderate_in_chat_and_hear_of_a_crisis(settings, pipeline, user, monkeypatch):
+    """The done-when of the moderation issue, through python-telegram-bot: a non-admin is
+    refused, a crisis reaches the admin after the user's caring reply, warnings add up to a
+    mute, and a banned user is told once and then gets no answer."""
+    from bots.chat import ADMIN_ONLY, BANNED
+    from workers import jobs
+
+    admin = user + 1
+    with FakeTelegram() as fake:
+        door_settings = settings.model_copy(update={
+            "telegram_bot_token": SecretStr(fake.token), "telegram_api_url": fake.api_url,
+            "telegram_library": "ptb", "admins": [f"telegram:{admin}"], "allowed_users": [],
+            "max_messages_per_minute": 100, "warn_limit": 2})
+        # The jobs run here, as a worker started with the same HEARTLINE_ADMINS would run them.
+        monkeypatch.setattr(jobs, "_settings", door_settings)
+        chat = wiring.chat(door_settings)
+        running = RunningDoor(make_telegram_door(door_settings, chat))
+        try:
+            fake.send_command(user, "/admin ban telegram:1")
+            assert _said_to(fake, user, 1) == [ADMIN_ONLY]
+            fake.send_command(admin, "/admin")
+            assert "/admin review ID approve|dismiss" in _said_to(fake, admin, 1)[0]
+
+            fake.send_text(user, "I don't want to live anymore")
+            care = _said_to(fake, user, 2)[1]
+            alert = _said_to(fake, admin, 2)[1]
+            assert "reach out" in care and f"telegram:{user} wrote words that read as self-harm" in alert
+            assert "live anymore" not in alert  # who and when, never what was said
+            [to_user] = [c for c in fake.sent("sendVoice") if str(c.params["chat_id"]) == str(user)]
+            [to_admin] = [c for c in fake.sent("sendMessage") if "self-harm" in c.params.get("text", "")]
+            assert to_user.time <= to_admin.time  # the user is answered first
+
+            fake.send_command(admin, "/admin flagged")
+            flagged = _said_to(fake, admin, 3)[2]
+            assert f"telegram:{user} flagged_input: self_harm" in flagged
+            flag_id = flagged.split()[0].lstrip("#")
+            fake.send_command(admin, f"/admin review {flag_id} dismiss")
+            assert _said_to(fake, admin, 4)[3] == f"Flag {flag_id} dismissed."
+
+            fake.send_command(admin, f"/admin warn {user} rude to others")  # a bare id: this platform's
+            fake.send_command(admin, f"/admin warn {user} again")
+            warned = _said_to(fake, admin, 6)[4:]
+            assert warned[0] == f"telegram:{user} has 1 warning(s)" and "muted until" in warned[1]
+            fake.send_text(user, "hello?")
+            fake.send_text(user, "hello??")
+            fake.send_command(admin, f"/admin user {user}")
+            about = _said_to(fake, admin, 7)[6]
+            assert "warnings: 2" in about and "muted_until: 20" in about
+            muted = _said_to(fake, user, 3)
+            assert muted[2].startswith("The moderators have paused our conversation")
+
+            fake.send_command(admin, f"/admin ban {user} spam")
+            assert _said_to(fake, admin, 8)[7] == f"telegram:{user} banned"
+            fake.send_text(user, "why")
+            fake.send_text(user, "answer me")
+            fake.send_command(admin, "/admin audit")
+            audit = _said_to(fake, admin, 9)[8]
+            assert f"telegram:{admin} ban telegram:{user}: spam" in audit
+            assert f"telegram:{user} refused -: not an admin" in audit
+            assert _said_to(fake, user, 4)[3:] == [BANNED]  # told once, and after that nothing
+        finally:
+            running.close()
+            chat.queue.close()
+    assert fake.unknown == []

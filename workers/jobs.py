@@ -7,11 +7,12 @@ import logging
 import threading
 import time
 import uuid
-from datetime import datetime
+from dataclasses import replace
+from datetime import datetime, timedelta, timezone
 
+from config import wiring
 from config.settings import Settings
-from config.wiring import build_pipeline
-from core.delivery import Envelope, Outgoing, VoiceNote
+from core.delivery import DIRECT, Envelope, Outgoing, VoiceNote
 from core.errors import InputError
 from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
@@ -54,13 +55,11 @@ def current_pipeline() -> Pipeline:
     settings = current_settings()
     with _lock:
         if _pipeline is None:
-            _pipeline = build_pipeline(settings)
+            _pipeline = wiring.build_pipeline(settings)
         return _pipeline
 
 
 def current_outbox() -> Outbox:
-    from config import wiring
-
     return wiring.outbox(current_settings())
 
 
@@ -99,7 +98,44 @@ def process_turn(turn: Turn) -> dict:
              if audio else None)
     answer = result.to_dict()
     _deliver(outbox, turn, Outgoing(text=result.response, voice=voice, result=answer))
+    _moderate(turn, result.safety.input_flags)  # after the answer: the user hears it first
     return answer
+
+
+CRISIS_ALERT = ("Heartline: {user} wrote words that read as self-harm ({at}). They got a caring "
+                "reply pointing them to people they trust and emergency services. If you can, "
+                "check on them. /admin user {user}")
+THREAT_ALERT = ("Heartline: {user} wrote words that read as a threat ({at}) and is muted until "
+                "{until}. /admin flagged to review it, /admin unban {user} to lift the mute.")
+
+
+def _moderate(turn: Turn, flags: list[str]) -> None:
+    """A flagged threat mutes its sender for a while; self-harm and threats reach the admins,
+    as a DM on each admin's platform, with who and when and never what was said."""
+    from storage.moderation import Moderation
+
+    settings = current_settings()
+    crisis, threat = "self_harm" in flags, "threat" in flags and settings.threat_mute_hours > 0
+    if not (crisis or threat) or envelope_of(turn) is None:
+        return
+    at = datetime.now(timezone.utc)
+    words = dict(user=turn.user_key, at=f"{at:%d %b %H:%M} UTC")
+    if crisis:
+        alert = CRISIS_ALERT.format(**words)
+    else:
+        moderation = Moderation(wiring.open_storage(settings).sessions)
+        until = moderation.mute("heartline", turn.user_key, timedelta(hours=settings.threat_mute_hours),
+                                "a message flagged as a threat")
+        alert = THREAT_ALERT.format(**words, until=f"{until:%d %b %H:%M} UTC")
+    log.warning("a %s message flagged %s; telling %d admin(s)", turn.platform,
+                "self-harm" if crisis else "a threat", len(settings.admins))
+    outbox, key = current_outbox(), envelope_of(turn).key
+    for admin in settings.admins:
+        platform, _, admin_id = admin.partition(":")
+        if platform == "web":  # a web chat session is no one to message later
+            continue
+        envelope = Envelope(platform, DIRECT + admin_id, "", admin)
+        outbox.put(replace(envelope.answer(Outgoing(text=alert)), key=f"{key}:alert:{admin}"))
 
 
 def _observe(turn: Turn, result) -> None:
@@ -154,7 +190,6 @@ def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
 
 def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime) -> dict:
     """Make the user's voice profile from their checked clips (WAV bytes and transcripts)."""
-    from config import wiring
     from models.stock_voices import fit_user_voice, reply_voices
     from models.voice_clips import check_one_speaker
     from storage.voices import VoiceProfileStore
@@ -203,6 +238,22 @@ def forget_user(user_key: str) -> dict:
     return {"forgotten": user_key.partition(":")[0]}
 
 
+def forget_everything(user_key: str, actor: str) -> dict:
+    """An admin's /admin forget: the conversation and memories, Heartline's mood, the persona,
+    the registered voice and the flags on what they said. The audit keeps that it was done and
+    by whom, nothing of what was forgotten."""
+    from storage.moderation import Moderation
+    from storage.voices import VoiceProfileStore
+
+    sessions = wiring.open_storage(current_settings()).sessions
+    current_pipeline().stages.memory.forget(user_key)
+    _users().forget(user_key, everything=True)
+    VoiceProfileStore(sessions).delete(user_key)
+    Moderation(sessions).record(actor, "forget", user_key)
+    log.info("forgot everything of a %s user, as an admin asked", user_key.partition(":")[0])
+    return {"forgotten": user_key}
+
+
 # -- commands that need a worker: each answers its chat message through the outbox ------------
 
 FORGOTTEN = ("Done: I've deleted our conversation and my voice replies. Your registered voice, if "
@@ -220,6 +271,12 @@ def chat_custom_persona(envelope: Envelope, description: str) -> None:
 def chat_forget(envelope: Envelope) -> None:
     forget_user(envelope.user_key)
     _answer(envelope, FORGOTTEN)
+
+
+def chat_admin_forget(envelope: Envelope, user_key: str) -> None:
+    forget_everything(user_key, envelope.user_key)
+    _answer(envelope, f"Done: I've deleted everything {user_key} gave me (conversation, memories, "
+                      "persona and voice). Their warnings and bans stay.")
 
 
 def chat_voice_clip(envelope: Envelope, audio: bytes, mime_type: str | None) -> None:
@@ -282,6 +339,4 @@ def _answer(envelope: Envelope, text: str, problem: str | None = None) -> None:
 
 
 def _users() -> UserStore:
-    from config import wiring
-
     return UserStore(wiring.open_storage(current_settings()).sessions)
