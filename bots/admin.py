@@ -142,6 +142,14 @@ class AdminDesk:
         return Done({"user": target, "rate_limit": chosen or default},
                     f"{target} may send {chosen or default}" + ("" if chosen else " (the default)"))
 
+    def forget(self, queue, actor: str, target: str) -> Done:
+        """Everything the user gave, deleted by a worker (which holds their memories); waited for."""
+        from workers import jobs
+
+        queue.submit(jobs.forget_everything, target, actor,
+                     description="admin forget").result(self.settings.job_timeout_s + 60)
+        return Done({"forgotten": target}, f"Forgot everything {target} gave; their warnings and bans stay.")
+
     def audit(self, limit: int = 20, target: str | None = None) -> Done:
         rows = self.moderation.audit(limit, target)
         words = "\n".join(f"{r['at'][:16].replace('T', ' ')} {r['actor']} {r['action']} {r['target'] or '-'}"

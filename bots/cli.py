@@ -625,7 +625,7 @@ def _models_list(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _admin(args: argparse.Namespace, settings: Settings) -> int:
-    from bots.admin import AdminDesk, AdminError, Done, user_key
+    from bots.admin import AdminDesk, AdminError, user_key
     from config import wiring
     from storage.moderation import Moderation
 
@@ -646,12 +646,9 @@ def _admin(args: argparse.Namespace, settings: Settings) -> int:
         elif action == "limits":
             done = desk.limits(args.actor, target, args.rate)
         elif action == "forget":
-            from workers import jobs
             from workers.queues import make_queue
 
-            make_queue(settings).submit(jobs.forget_everything, target, args.actor,
-                                        description="admin forget from cli").result(settings.job_timeout_s + 60)
-            done = Done({"forgotten": target}, f"forgot everything {target} gave; their warnings and bans stay")
+            done = desk.forget(make_queue(settings), args.actor, target)
         else:  # warn, ban, unban
             done = getattr(desk, action)(args.actor, target, args.reason)
     except AdminError as error:

@@ -350,7 +350,8 @@ def chat(settings: Settings) -> Chat:
 
 
 def doors(settings: Settings, chat: Chat) -> list[Door]:
-    """Every front door whose configuration is present; the web chat when there is none."""
+    """Every front door whose configuration is present; the web chat when there is none; the
+    admin page beside the platforms when an admin token is set."""
     from bots.web.server import WebChat
 
     found = []
@@ -362,6 +363,8 @@ def doors(settings: Settings, chat: Chat) -> list[Door]:
         from bots.discord_door import DiscordDoor
 
         found.append(DiscordDoor(settings, chat))
+    if found and settings.admin_token is not None:
+        found.append(WebChat(settings, chat, chat_page=False))
     return found or [WebChat(settings, chat)]
 
 

@@ -169,6 +169,28 @@ class Moderation:
                 "since": user.created_at.isoformat(),
             }
 
+    def users(self, limit: int = 50) -> list[dict]:
+        """The users an admin may want first: restricted, warned or flagged ones, then the most
+        recently active; each with its counts."""
+        last = (select(Message.user_id, func.max(Message.created_at).label("at"),
+                       func.count(Message.id).label("messages")).group_by(Message.user_id).subquery())
+        flags = (select(ModerationEvent.user_id, func.count(ModerationEvent.id).label("open"))
+                 .where(ModerationEvent.status == "open").group_by(ModerationEvent.user_id).subquery())
+        now = _now()
+        watched = (User.banned | (User.muted_until > now) | (User.warnings > 0)
+                   | (func.coalesce(flags.c.open, 0) > 0))
+        query = (select(User, last.c.at, last.c.messages, flags.c.open)
+                 .outerjoin(last, last.c.user_id == User.id).outerjoin(flags, flags.c.user_id == User.id)
+                 .order_by(watched.desc(), func.coalesce(last.c.at, User.created_at).desc()).limit(limit))
+        with self.sessions() as session:
+            rows = session.execute(query).all()
+        return [{"user": f"{user.platform}:{user.platform_user_id}", "messages": messages or 0,
+                 "last_active": at.isoformat() if at else None, "warnings": user.warnings or 0,
+                 "open_flags": open_flags or 0, "banned": user.banned,
+                 "muted_until": user.muted_until.isoformat() if user.muted_until and user.muted_until > now else None,
+                 "rate_limit": user.rate_limit}
+                for user, at, messages, open_flags in rows]
+
     def audit(self, limit: int = 50, target: str | None = None) -> list[dict]:
         """The newest audit rows first."""
         query = select(AuditEntry).order_by(AuditEntry.id.desc()).limit(limit)

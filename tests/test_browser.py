@@ -4,17 +4,20 @@ server and pipeline."""
 from __future__ import annotations
 
 import asyncio
+import re
 import shutil
 import threading
 from pathlib import Path
 
 import pytest
+from pydantic import SecretStr
 
 from bots.web.server import WebChat
 from config import wiring
 
 CHROMIUM = shutil.which("chromium") or shutil.which("chromium-browser")
 SMILE = Path(__file__).parent / "data" / "smiling_face.jpg"
+ADMIN_TOKEN = "a-long-admin-token-for-tests"
 
 
 @pytest.fixture()
@@ -26,7 +29,8 @@ def site(settings, pipeline, unused_port):
         if os.environ.get("CI") == "true":
             pytest.fail(message + "; .ci/run installs it")
         pytest.skip(message)
-    web_settings = settings.model_copy(update={"web_port": unused_port, "max_messages_per_minute": 100})
+    web_settings = settings.model_copy(update={"web_port": unused_port, "max_messages_per_minute": 100,
+                                               "admin_token": SecretStr(ADMIN_TOKEN)})
     chat = wiring.chat(web_settings)
     door = WebChat(web_settings, chat)
     loop = asyncio.new_event_loop()
@@ -90,3 +94,53 @@ def test_persona_choice_and_voice_training_dialog(page):
     page.wait_for_timeout(3500)
     page.click("#clip")
     page.wait_for_selector("#training-status:has-text('speech')", timeout=120_000)
+
+
+def test_an_admin_reviews_a_flag_and_bans_its_user_on_the_admin_page(page, site):
+    """The admin page, in Chromium, on what a real turn flagged: a wrong token is refused, the
+    flag shows scores and not words, and warn, mute, limit and ban reach the user and the
+    audit log."""
+    page.fill("#text", "I don't want to live anymore")
+    page.click("#send")
+    page.wait_for_selector("[data-testid=reply]", timeout=180_000)
+    chat = page
+    admin = page.context.new_page()
+    admin.goto(site + "/admin")
+    admin.fill("#token", "not-the-token")
+    admin.click("#sign-in button")
+    admin.wait_for_selector("#status:has-text('That admin token is not right.')")
+    admin.fill("#token", ADMIN_TOKEN)
+    admin.click("#sign-in button")
+    flag = admin.wait_for_selector("#flagged tbody tr:has-text('self_harm')")
+    cells = [cell.inner_text() for cell in flag.query_selector_all("td")]
+    user = cells[2]
+    assert user.startswith("web:") and cells[3] == "flagged_input"
+    assert re.search(r"self_harm \d\.\d\d", cells[5]) and "live anymore" not in admin.inner_text("body")
+    flag.query_selector("text=Dismiss").click()
+    admin.wait_for_selector(f"#status:has-text('Flag {cells[0]} dismissed.')")
+    admin.wait_for_selector("#flagged tbody:has-text('No open flags.')")
+
+    admin.click("[data-tab=users]")
+    admin.click(f"#users tbody tr:has-text('{user}')")
+    admin.wait_for_selector(f"#user-title:has-text('{user}')")
+    admin.fill("#reason", "rude to others")
+    admin.click("[data-action=warn]")
+    admin.wait_for_selector(f"#status:has-text('{user} has 1 warning(s)')")
+    admin.fill("#rate", "5/hour")
+    admin.click("[data-action=limits]")
+    admin.wait_for_selector("#user-facts:has-text('5/hour')")
+    admin.fill("#reason", "spam")
+    admin.click("[data-action=ban]")
+    admin.wait_for_selector(f"#status:has-text('{user} banned')")
+    history = admin.inner_text("#history")
+    assert "web-admin\tban\tspam" in history and "web-admin\twarn\trude to others; warnings 1" in history
+    assert "web-admin\tlimits\trate 5/hour" in history
+    assert admin.is_hidden("#sign-in")
+    admin.click("[data-tab=audit]")
+    admin.wait_for_selector(f"#audit tbody tr:has-text('{user}')")
+    assert "dismiss" in admin.inner_text("#audit") and "limits" in admin.inner_text("#audit")
+
+    chat.bring_to_front()
+    chat.fill("#text", "hello?")
+    chat.click("#send")
+    chat.wait_for_selector("text=The moderators of this Heartline have closed it to you", timeout=30_000)

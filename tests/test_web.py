@@ -17,9 +17,9 @@ def run(coroutine):
     return asyncio.run(coroutine)
 
 
-async def _serve(settings, scenario):
+async def _serve(settings, scenario, chat_page=True):
     chat = wiring.chat(settings)
-    server = TestServer(create_app(settings, chat))
+    server = TestServer(create_app(settings, chat, chat_page))
     await server.start_server()
     try:
         async with aiohttp.ClientSession(base_url=str(server.make_url(""))) as http:
@@ -71,3 +71,48 @@ def test_a_recorded_voice_note_and_bad_uploads(settings, pipeline, say):
         assert (await command.json())["response"] == "Okay, from now on I'm your tutor."
 
     run(_serve(settings, scenario))
+
+
+def test_beside_a_platform_only_the_admin_page_is_served_and_its_api_wants_the_token(settings):
+    from pydantic import SecretStr
+
+    admin_settings = settings.model_copy(update={"admin_token": SecretStr("the-admin-token")})
+
+    async def scenario(http):
+        assert (await http.get("/")).status == 404  # no web chat beside Telegram or Discord
+        assert (await http.post("/api/turn", data={"user": USER})).status == 404
+        assert (await http.get("/admin")).status == 200
+        for wrong in ({}, {"Authorization": "Bearer the-admin-tokeN"}):
+            refused = await http.get("/api/admin/users", headers=wrong)
+            assert refused.status == 401 and "token" in (await refused.json())["error"]
+        token = {"Authorization": "Bearer the-admin-token"}
+        done = await http.post("/api/admin/users/discord:77", json={"action": "mute", "duration": "2h"}, headers=token)
+        assert done.status == 200 and (await done.json())["words"].startswith("discord:77 muted until")
+        bad = await http.post("/api/admin/users/discord:77", json={"action": "mute", "duration": "soon"}, headers=token)
+        assert bad.status == 400 and "soon" in (await bad.json())["error"]
+        users = (await (await http.get("/api/admin/users", headers=token)).json())["result"]
+        assert users[0]["user"] == "discord:77" and users[0]["muted_until"]
+
+    run(_serve(admin_settings, scenario, chat_page=False))
+    # Without a token there is no admin page at all.
+    run(_serve(settings, lambda http: _status(http, "/admin", 404)))
+
+
+async def _status(http, path, expected):
+    assert (await http.get(path)).status == expected
+
+
+def test_the_admin_page_comes_up_beside_telegram_when_a_token_is_set(settings):
+    from pydantic import SecretStr
+
+    from bots.web.server import WebChat
+
+    telegram = settings.model_copy(update={"telegram_bot_token": SecretStr("123:abc")})
+    chat = wiring.chat(telegram)
+    try:
+        assert not any(isinstance(door, WebChat) for door in wiring.doors(telegram, chat))
+        with_admin = telegram.model_copy(update={"admin_token": SecretStr("the-admin-token")})
+        [admin_page] = [door for door in wiring.doors(with_admin, chat) if isinstance(door, WebChat)]
+        assert admin_page.chat_page is False
+    finally:
+        chat.queue.close()

@@ -11,6 +11,7 @@ from pathlib import Path
 from aiohttp import web
 
 from bots.chat import Chat, Incoming, too_large
+from bots.web.admin import add_admin_routes
 from config.settings import Settings
 from core.delivery import Outgoing
 from storage.outbox import Outbox
@@ -25,16 +26,20 @@ SETTINGS = web.AppKey("settings", Settings)
 CHAT = web.AppKey("chat", Chat)
 
 
-def create_app(settings: Settings, chat: Chat) -> web.Application:
+def create_app(settings: Settings, chat: Chat, chat_page: bool = True) -> web.Application:
+    """The web chat and, with an admin token set, the admin page; beside Telegram or Discord
+    (`chat_page` False) the admin page alone."""
     # Room for one audio file and one image at the upload limit, plus the form fields.
     app = web.Application(client_max_size=2 * settings.max_upload_bytes + 2**20)
     app[SETTINGS] = settings
     app[CHAT] = chat
-    app.router.add_get("/", _index)
     app.router.add_static("/static", STATIC)
-    app.router.add_post("/api/turn", _turn)
-    app.router.add_get("/api/replies/{key}.ogg", _reply_audio)
     app.router.add_get("/healthz", _health)
+    if chat_page:
+        app.router.add_get("/", _index)
+        app.router.add_post("/api/turn", _turn)
+        app.router.add_get("/api/replies/{key}.ogg", _reply_audio)
+    add_admin_routes(app, settings, chat)
     return app
 
 
@@ -114,19 +119,25 @@ def _error(status: int, message: str) -> web.Response:
 
 
 class WebChat:
-    """The web chat as one of the bot's front doors."""
+    """The web chat as one of the bot's front doors; with `chat_page` False, only the admin
+    page (for a bot on Telegram or Discord)."""
 
-    def __init__(self, settings: Settings, chat: Chat) -> None:
+    def __init__(self, settings: Settings, chat: Chat, chat_page: bool = True) -> None:
         self.settings = settings
         self.chat = chat
+        self.chat_page = chat_page
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> None:
-        self._runner = web.AppRunner(create_app(self.settings, self.chat))
+        self._runner = web.AppRunner(create_app(self.settings, self.chat, self.chat_page))
         await self._runner.setup()
         await web.TCPSite(self._runner, self.settings.web_host, self.settings.web_port).start()
-        log.info("web chat listening")
-        print(f"Heartline web chat: http://{self.settings.web_host}:{self.settings.web_port}", flush=True)
+        site = f"http://{self.settings.web_host}:{self.settings.web_port}"
+        log.info("web %s listening", "chat" if self.chat_page else "admin page")
+        if self.chat_page:
+            print(f"Heartline web chat: {site}", flush=True)
+        if self.settings.admin_token is not None:
+            print(f"Heartline admin page: {site}/admin", flush=True)
 
     async def stop(self) -> None:
         if self._runner:
