@@ -133,7 +133,10 @@ class AdminDesk:
         found = self.moderation.user(target)
         if not found["known"]:
             return Done(found, f"I don't know {target}.")
-        return Done(found, "\n".join(f"{key}: {value}" for key, value in found.items() if key != "known"))
+        today = found["today"]
+        facts = {**found, "today": f"{today['turns']} messages, {today['voice_seconds']:.0f} s of voice, "
+                                   f"{today['registrations']} voice registrations"}
+        return Done(found, "\n".join(f"{key}: {value}" for key, value in facts.items() if key != "known"))
 
     def limits(self, actor: str, target: str, wanted: str) -> Done:
         chosen = rate(wanted)

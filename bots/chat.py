@@ -25,6 +25,7 @@ from core.turn import Turn, clean_text
 from storage.gate import Gate
 from storage.moderation import Moderation, Restriction
 from storage.outbox import Outbox
+from storage.quotas import Quotas, seconds_to_midnight
 from storage.users import UserPrefs, UserStore
 from storage.voices import VoiceProfileStore
 from workers import jobs, monitoring
@@ -63,6 +64,12 @@ BANNED = "The moderators of this Heartline have closed it to you, so I won't ans
 MUTED = "The moderators have paused our conversation until {until}; I'll answer again then."
 SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {wait}, please."
 LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
+OUT_OF_TURNS = ("We've talked a lot today: this Heartline answers {limit} messages a day. I can "
+                "answer again in {wait}, at midnight UTC.")
+OUT_OF_VOICE = ("I've spoken all of today's voice replies ({spoken}), so I'll answer in "
+                "writing until midnight UTC, in {wait}.")
+OUT_OF_REGISTRATIONS = ("That's all the voice registrations this Heartline allows in a day ({limit}). "
+                        "You can say /voice done again in {wait}, after midnight UTC.")
 BUSY = "I'm answering a lot of messages right now. Please try again in a few minutes."
 TRAINING_EXPIRED = ("I stopped waiting for voice clips: /voice train was over {minutes} minutes ago, "
                     "so I threw away the clips from then. Say /voice train to start again.")
@@ -103,7 +110,7 @@ def too_large(size: int | None, settings: Settings) -> Outgoing | None:
 class Chat:
     def __init__(self, settings: Settings, queue: JobQueue, users: UserStore,
                  voices: VoiceProfileStore, outbox: Outbox, gate: Gate,
-                 moderation: Moderation) -> None:
+                 moderation: Moderation, quotas: Quotas) -> None:
         self.settings = settings
         self.queue = queue
         self.users = users
@@ -111,6 +118,7 @@ class Chat:
         self.outbox = outbox
         self.gate = gate
         self.moderation = moderation
+        self.quotas = quotas
         self.desk = admin.AdminDesk(moderation, settings)
 
     async def handle(self, message: Incoming) -> list[Outgoing]:
@@ -229,11 +237,28 @@ class Chat:
             image=message.image, message_id=message.message_id, in_group=not message.private,
             received_at=time.time(), want_voice=prefs.voice_replies,
         )
+        key, notices = message.user_key, []
+        if not self.quotas.take(key, "turns"):
+            log.info("refused a %s user past their daily turns", message.platform)
+            monitoring.REFUSED.labels(message.platform, "quota_turns").inc()
+            return [Outgoing(text=OUT_OF_TURNS.format(limit=self.settings.daily_turns,
+                                                      wait=wait_words(seconds_to_midnight())))]
+        if turn.want_voice and not self.quotas.voice_left(key):
+            monitoring.REFUSED.labels(message.platform, "quota_voice").inc()
+            turn = replace(turn, want_voice=False)
+            if self.quotas.tell_voice_ran_out(key):
+                notices.append(Outgoing(text=OUT_OF_VOICE.format(
+                    spoken=wait_words(self.settings.daily_voice_seconds), wait=wait_words(seconds_to_midnight()))))
         # XTTS speaks ~3x slower than real time on a CPU: its turns go to the GPU workers, if any
         # (asked only then: it costs a database read on every message).
-        cloned = (bool(self.settings.gpu_queue_name) and prefs.voice_replies
-                  and self.voices.status(message.user_key).model_name.startswith("xtts"))
-        return [Outgoing(queued=submit_turn(self.queue, turn, gpu=cloned).job_id)]
+        cloned = (bool(self.settings.gpu_queue_name) and turn.want_voice
+                  and self.voices.status(key).model_name.startswith("xtts"))
+        try:
+            handle = submit_turn(self.queue, turn, gpu=cloned)
+        except QueueFull:
+            self.quotas.give_back(key, "turns")
+            raise
+        return notices + [Outgoing(queued=handle.job_id)]
 
     # -- commands -----------------------------------------------------------------------
 
@@ -348,6 +373,10 @@ class Chat:
         clips = self.users.pending_clips(message.user_key)
         if len(clips) < MIN_CLIPS:
             return f"I need at least {MIN_CLIPS} clips; I have {len(clips)}. Send another voice note."
+        if not self.quotas.take(message.user_key, "registrations"):
+            monitoring.REFUSED.labels(message.platform, "quota_registrations").inc()
+            return OUT_OF_REGISTRATIONS.format(limit=self.settings.daily_voice_registrations,
+                                               wait=wait_words(seconds_to_midnight()))
         # Saying /voice done after recording is the user's consent to the voice being learned.
         learning = self._later(message, "voice registration", jobs.chat_register_voice,
                                datetime.now(timezone.utc))

@@ -100,6 +100,11 @@ class Settings(BaseSettings):
     # How a voice reply carries its words: as the caption, as a separate message, or not at all.
     reply_text: Literal["caption", "message", "none"] = "caption"
     max_messages_per_minute: int = 12
+    # Daily quotas per user, counted per UTC day by every process (0: none). Past the voice
+    # quota replies come in writing; past the others the user is told when to come back.
+    daily_turns: int = 300
+    daily_voice_seconds: int = 1800
+    daily_voice_registrations: int = 3
     # Longer messages are refused with a request to send them in parts (Telegram's own cap is 4096).
     max_text_chars: int = 4000
     # /voice train waits this long for clips and /voice done; then voice notes are turns again.

@@ -346,7 +346,14 @@ def chat(settings: Settings) -> Chat:
     # Shared by every bot process through Redis when there is one; one process needs no more.
     gate = Gate(settings.redis_url or "memory://", settings.max_messages_per_minute)
     return Chat(settings, queue, UserStore(storage.sessions), VoiceProfileStore(storage.sessions),
-                Outbox(storage.sessions), gate, Moderation(storage.sessions))
+                Outbox(storage.sessions), gate, Moderation(storage.sessions), quotas(settings))
+
+
+def quotas(settings: Settings):
+    from storage.quotas import DailyQuota, Quotas
+
+    return Quotas(open_storage(settings).sessions, DailyQuota(
+        settings.daily_turns, settings.daily_voice_seconds, settings.daily_voice_registrations))
 
 
 def doors(settings: Settings, chat: Chat) -> list[Door]:

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timezone
+from datetime import date, datetime, timezone
 
 from sqlalchemy import (
     JSON,
     Boolean,
+    Date,
     Integer,
     LargeBinary,
     DateTime,
@@ -189,6 +190,22 @@ class EmbeddedJob(Base):
     # The pickled call (function, arguments, failure handler), as RQ stores a job's.
     payload: Mapped[bytes] = mapped_column(LargeBinary)
     created_at: Mapped[datetime] = mapped_column(UtcDateTime(), default=utcnow)
+
+
+class DailyUsage(Base):
+    """What one user used on one UTC day, against the daily quotas every process shares."""
+
+    __tablename__ = "daily_usage"
+    __table_args__ = (UniqueConstraint("user_key", "day"),)
+
+    id: Mapped[int] = mapped_column(primary_key=True)
+    user_key: Mapped[str] = mapped_column(String(192))
+    day: Mapped[date] = mapped_column(Date)
+    turns: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    voice_seconds: Mapped[float] = mapped_column(Float, default=0.0, server_default="0")
+    registrations: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    # Told, once that day, that voice replies ran out and answers come in writing.
+    voice_told: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
 
 class AuditEntry(Base):

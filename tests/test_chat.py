@@ -142,6 +142,60 @@ def test_an_admin_forgets_everything_a_user_gave_and_sets_another_a_rate(setting
     assert "not 'lots'" in ask(chat, msg(user="boss", text="/admin limits slow lots"))[0].text
 
 
+def test_past_the_daily_voice_quota_replies_come_in_writing_and_past_the_turns_none(settings, pipeline):
+    from bots.chat import OUT_OF_TURNS
+
+    chat = make_chat(settings, daily_turns=3, daily_voice_seconds=1)
+    [spoken] = ask(chat, msg(user="q1", text="I just got the job I wanted!"))
+    assert spoken.voice is not None  # a reply is spoken whole, though it passes the quota
+    notice, written = ask(chat, msg(user="q1", text="We start on Monday."))
+    assert "voice replies (1 s), so I'll answer in writing until midnight UTC" in notice.text
+    assert written.voice is None and written.text
+    [quietly] = ask(chat, msg(user="q1", text="I'm so happy."))  # told once a day, not every time
+    assert quietly.voice is None
+    [refused] = ask(chat, msg(user="q1", text="Are you still there?"))
+    assert refused.text.startswith(OUT_OF_TURNS.split("{")[0]) and "answers 3 messages a day" in refused.text
+    assert ask(chat, msg(user="q1", text="/help"))[0].text == HELP  # commands are not turns
+    assert ask(chat, msg(user="q2", text="Hello!"))[0].voice is not None  # nor anyone else's quota
+
+
+def _one_bot_process(settings: Settings, user: str, messages: int, ready) -> list[str]:
+    """A bot process of its own (spawned, sharing only the database and Redis), handling
+    `messages` texts from one user at the same moment as the other."""
+    chat = wiring.chat(settings)
+    ready.wait()
+    said = []
+    for n in range(messages):
+        replies = asyncio.run(chat.handle(Incoming(platform="telegram", user_id=user, chat_id=user,
+                                                   message_id=f"{uuid.uuid4().hex}", text=f"hello {n}")))
+        said += ["queued" if reply.queued else reply.text for reply in replies]
+    return said
+
+
+def test_two_bot_processes_share_a_users_daily_quota(settings, redis_url):
+    """Two bot processes before one Redis queue and one PostgreSQL database: the user's daily
+    turns are counted once between them, and every message past them is told when to return."""
+    import multiprocessing
+
+    from conftest import fresh_database
+
+    with fresh_database("heartline_quota") as database:
+        shared = settings.model_copy(update={
+            "redis_url": redis_url, "database_url": database, "queue_name": f"quota-{uuid.uuid4().hex[:8]}",
+            "daily_turns": 5, "max_messages_per_minute": 100})
+        spawn = multiprocessing.get_context("spawn")
+        with spawn.Manager() as manager, spawn.Pool(2) as pool:
+            ready = manager.Barrier(2)
+            said = sum(pool.starmap(_one_bot_process, [(shared, "q-both", 4, ready)] * 2), [])
+        import redis
+        from rq import Queue
+
+        Queue(shared.queue_name, connection=redis.Redis.from_url(redis_url)).empty()
+    assert said.count("queued") == 5
+    refusals = [words for words in said if words != "queued"]
+    assert len(refusals) == 3 and all("answers 5 messages a day. I can answer again in" in w for w in refusals)
+
+
 def test_very_long_text_is_refused_with_a_reason(chat, settings):
     [reply] = ask(chat, msg(user="long", text="I need to tell you everything. " * 4000))
     assert reply.problem == "input" and f"over {settings.max_text_chars} characters" in reply.text
@@ -189,6 +243,19 @@ def test_a_training_clip_job_run_again_keeps_the_clip_once(chat, say):
     jobs.chat_voice_clip(envelope, clip, "audio/ogg")  # RQ retried it after a worker died
     assert len(chat.users.pending_clips("telegram:v3")) == 1
     assert answer(chat, envelope.key).text.startswith("Got clip 1 (")
+
+
+def test_past_the_daily_registrations_voice_done_is_refused_and_the_clips_wait(settings, pipeline, say):
+    chat = make_chat(settings, daily_voice_registrations=1)
+    assert chat.quotas.take("telegram:v4", "registrations")  # registered once already today
+    ask(chat, msg(user="v4", text="/voice train"))
+    clip = say("Hello, this is my own voice. I am recording it so you can learn how I sound.")
+    for _ in range(2):
+        ask(chat, msg(user="v4", audio=clip, audio_mime="audio/ogg"))
+    [refused] = ask(chat, msg(user="v4", text="/voice done"))
+    assert "voice registrations this Heartline allows in a day (1)" in refused.text
+    assert "/voice done again in" in refused.text
+    assert len(chat.users.pending_clips("telegram:v4")) == 2  # the recorded clips are not thrown away
 
 
 def test_banned_and_muted_users_are_told_once_and_make_no_job(chat):

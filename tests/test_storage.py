@@ -372,3 +372,27 @@ def test_warnings_add_up_to_a_mute_and_every_action_is_audited(engine):
         ("cli", "ban", "spam"), ("telegram:1", "unban", "apologised"),
         ("heartline", "mute", "3 warnings"), ("telegram:1", "warn", "threat"),
         ("telegram:1", "warn", "rude again"), ("telegram:1", "warn", "rude")]
+
+
+def test_daily_quotas_hold_when_many_take_at_once_and_count_voice_after_the_fact(engine):
+    from concurrent.futures import ThreadPoolExecutor
+
+    from storage.quotas import DailyQuota, Quotas
+
+    quotas = Quotas(session_factory(engine), DailyQuota(turns=5, voice_seconds=60, registrations=1))
+    with ThreadPoolExecutor(8) as pool:
+        taken = list(pool.map(lambda _: quotas.take("discord:9", "turns"), range(12)))
+    assert taken.count(True) == 5 and quotas.used("discord:9")["turns"] == 5
+    quotas.give_back("discord:9", "turns")
+    assert quotas.take("discord:9", "turns") and not quotas.take("discord:9", "turns")
+    assert quotas.take("discord:10", "turns")  # someone else's quota is their own
+
+    assert quotas.voice_left("discord:9")
+    quotas.add("discord:9", "voice_seconds", 45.5)
+    quotas.add("discord:9", "voice_seconds", 20.0)  # a reply is spoken whole, even past the quota
+    assert quotas.used("discord:9")["voice_seconds"] == 65.5 and not quotas.voice_left("discord:9")
+    assert quotas.tell_voice_ran_out("discord:9") and not quotas.tell_voice_ran_out("discord:9")
+
+    assert quotas.take("discord:9", "registrations") and not quotas.take("discord:9", "registrations")
+    unlimited = Quotas(session_factory(engine), DailyQuota())
+    assert all(unlimited.take("discord:9", "turns") for _ in range(3))

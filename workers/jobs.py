@@ -96,6 +96,8 @@ def process_turn(turn: Turn) -> dict:
     audio = result.reply_audio
     voice = (VoiceNote(audio.data, audio.duration_s, base64.b64decode(audio.waveform))
              if audio else None)
+    if audio:  # counted where it is known, against the user's daily voice quota
+        _quotas().add(turn.user_key, "voice_seconds", audio.duration_s)
     answer = result.to_dict()
     _deliver(outbox, turn, Outgoing(text=result.response, voice=voice, result=answer))
     _moderate(turn, result.safety.input_flags)  # after the answer: the user hears it first
@@ -336,6 +338,10 @@ def voice_words(engine: str) -> str:
 
 def _answer(envelope: Envelope, text: str, problem: str | None = None) -> None:
     current_outbox().put(envelope.answer(Outgoing(text=text, problem=problem)))
+
+
+def _quotas():
+    return wiring.quotas(current_settings())
 
 
 def _users() -> UserStore:

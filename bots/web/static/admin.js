@@ -105,6 +105,8 @@ async function showUser(key) {
     ? [["Messages", result.messages], ["Last active (UTC)", when(result.last_active)],
        ["Warnings", result.warnings], ["Open flags", result.open_flags], ["Restriction", restriction(result)],
        ["Voice registered", result.voice_registered ? "yes" : "no"], ["Limit", result.rate_limit || "default"],
+       ["Today", `${result.today.turns} messages, ${Math.round(result.today.voice_seconds)} s of voice, `
+                 + `${result.today.registrations} voice registrations`],
        ["Since (UTC)", when(result.since)]]
     : [["Known", "not yet: actions still apply when they write"]];
   $("#user-facts").replaceChildren(...facts.flatMap(([name, value]) => {
