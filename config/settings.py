@@ -39,10 +39,13 @@ class Settings(BaseSettings):
     # A Chroma server for semantic memory (needed with more than one worker); unset: a Chroma
     # database in data_dir/memory, opened by the worker only.
     chroma_url: str | None = None
+    # The RQ queue bots put jobs on and workers take them from.
     queue_name: str = "heartline"
     # Set, turns answered in a cloned (XTTS) voice go to this queue, which GPU workers take
     # first (`heartline worker --gpu`); unset, every job shares queue_name.
     gpu_queue_name: str | None = None
+    # A job running longer is stopped; a failed job is tried again job_retries times, after
+    # these intervals, and its result kept result_ttl_s.
     job_timeout_s: int = 600
     # One backend call (transcribing, replying, speaking...) given up on after this: the turn
     # goes on without that stage, e.g. a text reply when speech synthesis hangs.
@@ -55,11 +58,13 @@ class Settings(BaseSettings):
     answer_within_s: int = 900
     # Sent answers stay this long in the outbox (a redelivered message finds its answer there).
     outbox_keep_s: int = 86400
+    # Tries to deliver one answer to a platform before it is given up on (and logged).
     send_attempts: int = 5
     # With this many messages waiting for a worker, a new one is told to try again later: the
     # queue must not grow past what the workers can answer while it still matters.
     max_waiting_jobs: int = 100
 
+    # The web chat (with no bot token) and the admin page (with admin_token) listen here.
     web_host: str = "127.0.0.1"
     web_port: int = 8080
     # /healthz, /readyz and Prometheus /metrics of this process; unset, not served. Every
@@ -73,14 +78,17 @@ class Settings(BaseSettings):
         default=None, validation_alias=AliasChoices("HEARTLINE_DISCORD_BOT_TOKEN", "DISCORD_BOT_TOKEN")
     )
 
+    # python-telegram-bot or aiogram: the same bot either way.
     telegram_library: Literal["ptb", "aiogram"] = "ptb"
     # A self-hosted Bot API server, e.g. http://localhost:8081 (default: Telegram's).
     telegram_api_url: str | None = None
     # Webhook mode when set (the public HTTPS URL Telegram posts to); long polling otherwise.
     telegram_webhook_url: str | None = None
     telegram_webhook_secret: SecretStr | None = None
+    # Where the webhook server listens (behind the HTTPS proxy telegram_webhook_url names).
     telegram_webhook_host: str = "0.0.0.0"
     telegram_webhook_port: int = 8443
+    # Another Discord REST API root and gateway (a proxy, or the tests' fake); default: Discord's.
     discord_api_url: str | None = None
     discord_gateway_url: str | None = None
 
@@ -99,6 +107,7 @@ class Settings(BaseSettings):
     group_replies: Literal["mention", "always"] = "mention"
     # How a voice reply carries its words: as the caption, as a separate message, or not at all.
     reply_text: Literal["caption", "message", "none"] = "caption"
+    # Each user's rate (an admin may set another per user with /admin limits).
     max_messages_per_minute: int = 12
     # Daily quotas per user, counted per UTC day by every process (0: none). Past the voice
     # quota replies come in writing; past the others the user is told when to come back.
@@ -110,10 +119,14 @@ class Settings(BaseSettings):
     # /voice train waits this long for clips and /voice done; then voice notes are turns again.
     voice_training_minutes: int = 30
 
+    # The role for a user who has not chosen one with /persona.
     default_persona: Literal["assistant", "friend", "tutor"] = "friend"
+    # Longer voice notes and larger files are refused with a message saying so.
     max_audio_seconds: float = 300.0
     max_upload_bytes: int = 20 * 1024 * 1024
+    # How much each reader's emotion counts when the three are fused.
     fusion_weights: dict[str, float] = {"text": 1.0, "image": 0.8, "voice": 0.6}
+    # A toxicity score from here up flags the user's words, or blocks a reply.
     toxicity_threshold: float = 0.5
 
     # "cpu", "cuda" or "cuda:N" (the Nth GPU), or "auto": a GPU when torch sees one.
@@ -124,8 +137,10 @@ class Settings(BaseSettings):
         description="tiny.en or base (packaged), a CTranslate2 Whisper directory, or a size "
         "(small, medium, large-v3) fetched with `heartline models fetch`",
     )
+    # Wider beams transcribe a little better and more slowly (1: greedy).
     whisper_beam_size: int = 5
     text_encoder_dir: Path | None = Field(default=None, description="default: packaged MiniLM")
+    # Who writes replies: the local model, an OpenAI-compatible API, or the rule-based replier.
     reply_backend: Literal["local", "api", "rules"] = "local"
     # Any OpenAI-compatible chat API (OpenRouter, OpenAI, Gemini's compatible endpoint, Ollama,
     # a llama.cpp server) when reply_backend is "api": the API root, e.g. http://localhost:11434/v1
@@ -143,6 +158,7 @@ class Settings(BaseSettings):
     # "onnx": onnxruntime-genai, int4 (a causal LM on the CPU; built once into the model cache);
     # "transformers": torch (the GPU path, and seq2seq models); "auto" picks by device and model.
     reply_runtime: Literal["auto", "onnx", "transformers"] = "auto"
+    # The longest reply the local model may write, in tokens.
     reply_max_new_tokens: int = 60
     # 0.4 against 0.7 on the reply corpus's dev split: 97.5 % of replies acknowledged against
     # 95 %, a third fewer regenerations.
@@ -152,6 +168,7 @@ class Settings(BaseSettings):
     reply_seed: int | None = None
     # Replies tried before the rule-based one stands in, when a reply fails its checks.
     reply_candidates: int = 3
+    # Longer replies are cut to this many sentences and characters: they are spoken aloud.
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
     # Production backends load from the model cache, filled by `heartline models fetch`.
@@ -159,18 +176,23 @@ class Settings(BaseSettings):
     # model cache's goemotions folder (`heartline models fetch --text-emotion goemotions`).
     text_emotion_backend: Literal["trained-head", "goemotions"] = "trained-head"
     text_emotion_model_dir: Path | None = None
+    # Faces: the packaged FER mini-Xception, or DeepFace from the model cache. Toxicity: the
+    # packaged profanity check, or Detoxify from the model cache (detoxify_model names which).
     face_backend: Literal["fer", "deepface"] = "fer"
     toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
     # Emotion from the sound of a voice note (pitch, loudness, tempo, pauses), or not at all.
     voice_emotion_backend: Literal["prosody", "none"] = "prosody"
+    # Spoken replies with Piper, or text only.
     tts_backend: Literal["piper", "none"] = "piper"
     # Registered voices: XTTS-v2 when its weights are in the model cache and COQUI_TOS_AGREED=1
     # ("auto"), else the offline converter; or force one.
     voice_cloning: Literal["auto", "offline", "xtts"] = "auto"
     piper_voice: Path | None = Field(default=None, description="default: packaged en_US joe")
+    # How strongly the reply's voice follows the emotion (0: flat delivery).
     expressiveness: float = 1.0
 
+    # Message text, audio and tokens are never logged at INFO.
     log_level: str = "INFO"
     # "json": one JSON object per line (time, level, logger, message), for a log collector.
     log_format: Literal["text", "json"] = "text"
