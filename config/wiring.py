@@ -11,12 +11,12 @@ import fcntl
 import logging
 import os
 import threading
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -283,7 +283,7 @@ def _chroma(path: str, url: str | None):
 
 def speaker_encoder(settings: Settings):
     with _loading:
-        return _speaker_encoder(settings.device)
+        return _on_device(settings, "speaker", lambda on: _speaker_encoder(on.device))
 
 
 @cache
@@ -382,24 +382,36 @@ def build_pipeline(settings: Settings) -> Pipeline:
     s = settings
     with _loading, _first_run_lock(settings.models_dir):
         log.info("loading models on %s", s.device)
+        text_emotion = _on_device(s, "text_emotion", text_emotion_reader)
         stages = Stages(
             codec=PyAvCodec(),
-            transcriber=transcriber(s),
-            text_emotion=text_emotion_reader(s),
+            transcriber=_on_device(s, "stt", transcriber),
+            text_emotion=text_emotion,
             face_emotion=face_emotion_reader(s),
             voice_emotion=voice_emotion_reader(s),
-            memory=memory_store(s, sessions),
-            replier=replier(s),
+            memory=_on_device(s, "memory", lambda on: memory_store(on, sessions)),
+            replier=_on_device(s, "reply", replier),
             fallback=RuleBasedReplies(),
-            toxicity=toxicity_checker(s),
-            synthesizer=synthesizer(s),
+            toxicity=_on_device(s, "toxicity", toxicity_checker),
+            synthesizer=_on_device(s, "tts", synthesizer) if s.tts_backend != "none" else None,
             store=SqlTurnStore(sessions),
             voices=VoiceProfileStore(sessions),
             languages=language_identifier(s),
-            judge=ReplyJudge(text_emotion_reader(s), sentence_encoder(s), language_identifier(s)),
+            judge=ReplyJudge(text_emotion, _on_device(s, "embeddings", sentence_encoder), language_identifier(s)),
         )
         log.info("models ready")
     return Pipeline(stages, pipeline_settings(settings))
+
+
+def _on_device(settings: Settings, stage: str, build: Callable[[Settings], Any]):
+    """`build(settings)` on settings.device; on a GPU, ready to go on on the CPU when CUDA runs
+    out of memory (models.device)."""
+    if not settings.device.startswith("cuda"):
+        return build(settings)
+    from models.device import CpuFallback
+
+    return CpuFallback(stage, lambda device: build(settings.model_copy(update={"device": device})),
+                       settings.device)
 
 
 def pipeline_settings(settings: Settings) -> PipelineSettings:

@@ -123,6 +123,12 @@ class StageTimeout(RuntimeError):
     """A backend took longer than a stage may."""
 
 
+def _renamed_since(models: dict[str, str], at_start: dict[str, str], now: dict[str, str]) -> dict[str, str]:
+    """The backends that answered: a stage that changed during the turn (one that went on on the
+    CPU when its GPU ran out of memory) under its new name, unless the turn named another."""
+    return {key: now[key] if name == at_start.get(key) else name for key, name in models.items()}
+
+
 class Pipeline:
     def __init__(self, stages: Stages, settings: PipelineSettings | None = None) -> None:
         self.stages = stages
@@ -142,7 +148,7 @@ class Pipeline:
     def run(self, turn: Turn) -> TurnResult:
         started = perf_counter()
         s, cfg, clock = self.stages, self.settings, _Stopwatch()
-        models = self.models()
+        models, named_at_start = self.models(), self.models()
         text = readable_text(turn, cfg)
 
         audio, transcript, language = self._hear(turn, clock)
@@ -210,7 +216,7 @@ class Pipeline:
             metadata=Metadata(
                 processing_time=0.0,
                 stage_times=clock.times,
-                models=models,
+                models=_renamed_since(models, named_at_start, self.models()),
                 timestamp=datetime.now(timezone.utc).isoformat(timespec="seconds"),
                 skipped_stages=clock.skipped,
                 persona=persona,
