@@ -219,25 +219,29 @@ def _said_to(fake: FakeTelegram, user: int) -> list[str]:
 
 def test_bot_and_worker_on_separate_disks_share_only_redis_and_the_database(env, own_postgres,
                                                                             tmp_path, say):
-    """As on two hosts: each process has a data dir of its own. Voice notes in and out and
-    voice-training clips cross between them, and neither leaves audio on its disk. Each serves
-    its own health and metrics (one production-shaped run for both: each costs ~40 s)."""
+    """`heartline run` with aiogram and `heartline worker` as an operator runs them on two hosts:
+    each process has a data dir of its own. Voice notes in and out (OGG/Opus) and voice-training
+    clips cross between them, neither leaves audio on its disk nor logs the token or the words,
+    and each serves its own health and metrics (one production-shaped run for all of it: each
+    such run costs ~40 s)."""
     from test_monitoring import free_ports, get
+    from test_telegram import opus_info
 
     user = uuid.uuid4().int % 10**9
     bot_disk, worker_disk = tmp_path / "bot-host", tmp_path / "worker-host"
     worker_port, bot_port = free_ports(2)
+    said_by_user = ("booked the trip", "grandmother", "recording it so that you")
     with FakeTelegram() as fake:
         shared = {**env, "HEARTLINE_DATABASE_URL": own_postgres, "TELEGRAM_BOT_TOKEN": fake.token,
-                  "HEARTLINE_TELEGRAM_API_URL": fake.api_url}
+                  "HEARTLINE_TELEGRAM_API_URL": fake.api_url, "HEARTLINE_TELEGRAM_LIBRARY": "aiogram"}
         with heartline("worker", {**shared, "HEARTLINE_DATA_DIR": str(worker_disk),
-                                  "HEARTLINE_METRICS_PORT": str(worker_port)}), \
+                                  "HEARTLINE_METRICS_PORT": str(worker_port)}, said_by_user), \
                 heartline("run", {**shared, "HEARTLINE_DATA_DIR": str(bot_disk),
-                                  "HEARTLINE_METRICS_PORT": str(bot_port)}):
+                                  "HEARTLINE_METRICS_PORT": str(bot_port)}, said_by_user):
             fake.wait_for("getUpdates", timeout=120)
             fake.send_voice(user, say("I finally booked the trip to see my grandmother."), duration=3)
             [voice] = fake.wait_for("sendVoice", timeout=240, ok=True)
-            assert voice.upload("voice")[2][:4] == b"OggS"
+            assert opus_info(voice.upload("voice")[2])[:2] == ("ogg", "opus")
 
             fake.send_command(user, "/voice train")
             fake.send_voice(user, say("This is my own voice. I am recording it so that you can "
