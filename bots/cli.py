@@ -148,7 +148,7 @@ def _parser() -> argparse.ArgumentParser:
     reply_train.add_argument("--out", type=Path, required=True, metavar="DIR",
                              help="where the adapter, its checkpoints and metrics.json go; "
                              "run again with the same --out to resume")
-    from models.reply_training import TrainOptions
+    from models.tools.reply_training import TrainOptions
 
     defaults = TrainOptions()
     reply_train.add_argument("--epochs", type=float, default=defaults.epochs)
@@ -218,7 +218,7 @@ def _parser() -> argparse.ArgumentParser:
     model_commands = models.add_subparsers(dest="models_command", metavar="ACTION", required=True)
     fetch = model_commands.add_parser(
         "fetch", help="download production weights into the model cache (needs the network)")
-    from models.fetch import CATALOGUE
+    from models.tools.fetch import CATALOGUE
 
     for kind, choices in CATALOGUE.items():
         fetch.add_argument(f"--{kind}", choices=sorted(choices), action="append", default=[])
@@ -297,8 +297,8 @@ def _refuse_unreadable(turn: Turn, settings: Settings) -> None:
     """What the worker would refuse, refused in a second: before models load or a job waits."""
     from config.wiring import pipeline_settings
     from core.pipeline import readable_text
-    from models.audio import PyAvCodec
-    from models.images import open_image
+    from models.audio.codec import PyAvCodec
+    from models.emotion.images import open_image
 
     readable_text(turn, pipeline_settings(settings))
     if turn.audio is not None:
@@ -375,7 +375,7 @@ def _describe(result: dict) -> str:
 
 def _transcribe(args: argparse.Namespace, settings: Settings) -> int:
     from config.wiring import offline_environment, transcriber
-    from models.audio import PyAvCodec
+    from models.audio.codec import PyAvCodec
 
     offline_environment(settings)
     stt, codec = transcriber(settings), PyAvCodec()  # loaded once for all the files
@@ -459,8 +459,8 @@ def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
     import onnxruntime
 
     from config import wiring
-    from models.stock_voices import reply_voices
-    from models.voice_eval import REPLY_SENTENCES, evaluate
+    from models.voice.stock_voices import reply_voices
+    from models.tools.voice_eval import REPLY_SENTENCES, evaluate
     from storage.voices import VoiceProfileStore
 
     # Piper draws its noise from onnxruntime's generator, seeded when a voice is loaded: unseeded,
@@ -471,7 +471,7 @@ def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
     profile = VoiceProfileStore(storage.sessions).load(f"cli:{args.user}")
     if profile is None:
         raise CliError(f"{args.user} has no registered voice (heartline voice train)")
-    from models.audio import PyAvCodec
+    from models.audio.codec import PyAvCodec
 
     codec = PyAvCodec()
     clips = [codec.decode(wav, "audio/wav", 60) for wav in profile.clips]
@@ -511,7 +511,7 @@ def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
 
 def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
     from bots.reply_eval import default_data, describe, evaluate
-    from models.reply_data import DataError, load_dialogues
+    from models.tools.reply_data import DataError, load_dialogues
 
     try:
         dialogues = load_dialogues(args.data or default_data())
@@ -538,8 +538,8 @@ def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
 def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from core.reply_checks import ReplyJudge
-    from models.reply_data import DataError, Readers, load_dialogues
-    from models.reply_training import TrainOptions, split, train
+    from models.tools.reply_data import DataError, Readers, load_dialogues
+    from models.tools.reply_training import TrainOptions, split, train
 
     try:
         rows = load_dialogues(args.data)
@@ -599,7 +599,7 @@ def _run(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _fetch(args: argparse.Namespace, settings: Settings) -> int:
-    from models.fetch import CATALOGUE, fetch
+    from models.tools.fetch import CATALOGUE, fetch
 
     wanted = [(kind, name) for kind in CATALOGUE for name in getattr(args, kind.replace("-", "_"))]
     if not wanted:

@@ -62,7 +62,7 @@ def evaluate(modality: str, data: Path, settings: Settings) -> dict:
                 reading = None
             predicted.append(to_shared(reading.emotion) if reading else "none")
     else:
-        from models.audio import PyAvCodec
+        from models.audio.codec import PyAvCodec
 
         reader, codec = wiring.voice_emotion_reader(settings), PyAvCodec()
         if reader is None:

@@ -31,7 +31,7 @@ from tqdm import tqdm
 from bots.bench import median_and_p90
 from config.settings import Settings
 from core.reply_checks import ReplyJudge, same_words, says, slip, wrong_register
-from models.reply_data import Dialogue
+from models.tools.reply_data import Dialogue
 
 PERSONA_SAMPLE_ROLE = "a wise old grandmother"
 

@@ -132,7 +132,7 @@ class Soak:
         """Each sentence spoken once by the packaged voice, as a phone would send it."""
         from config import wiring
         from core.turn import VoiceStyle
-        from models.audio import PyAvCodec
+        from models.audio.codec import PyAvCodec
 
         voice = wiring.synthesizer(self.settings)
         if voice is None:

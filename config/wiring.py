@@ -35,8 +35,8 @@ from core.stages import (
     Transcriber,
     VoiceEmotionReader,
 )
-from models.audio import PyAvCodec
-from models.rule_replies import RuleBasedReplies
+from models.audio.codec import PyAvCodec
+from models.reply.rules import RuleBasedReplies
 from storage.db import make_engine, migrate, session_factory
 from storage.outbox import Outbox
 from storage.turns import SqlHistory, SqlTurnStore
@@ -62,7 +62,7 @@ def offline_environment(settings: Settings) -> None:
 
 
 def transcriber(settings: Settings) -> Transcriber:
-    from models import whisper
+    from models.speech import whisper
 
     model_dir, label = whisper.resolve_model(settings.whisper_model, settings.models_dir)
     with _loading:
@@ -71,7 +71,7 @@ def transcriber(settings: Settings) -> Transcriber:
 
 @cache
 def _transcriber(model_dir: Path, label: str, device: str, beam_size: int) -> Transcriber:
-    from models.whisper import FasterWhisperTranscriber
+    from models.speech.whisper import FasterWhisperTranscriber
 
     return FasterWhisperTranscriber(model_dir, label, device=device, beam_size=beam_size)
 
@@ -86,7 +86,7 @@ def text_emotion_reader(settings: Settings) -> TextEmotionReader:
 
 @cache
 def _goemotions(model_dir: Path, device: str) -> TextEmotionReader:
-    from models.goemotions import SequenceClassifierEmotionReader
+    from models.emotion.goemotions import SequenceClassifierEmotionReader
 
     return SequenceClassifierEmotionReader(model_dir, device=device)
 
@@ -100,7 +100,7 @@ def face_emotion_reader(settings: Settings) -> FaceEmotionReader:
 
 @cache
 def _deepface(home: Path) -> FaceEmotionReader:
-    from models.deepface_backend import DeepFaceReader
+    from models.emotion.deepface_backend import DeepFaceReader
 
     return DeepFaceReader(home)
 
@@ -114,21 +114,21 @@ def toxicity_checker(settings: Settings) -> ToxicityChecker:
 
 @cache
 def _detoxify(model_dir: Path, device: str) -> ToxicityChecker:
-    from models.detoxify_backend import DetoxifyChecker
+    from models.safety.detoxify_backend import DetoxifyChecker
 
     return DetoxifyChecker(model_dir, device=device)
 
 
 @cache
 def _sentence_encoder(model_dir: Path | None, device: str):
-    from models.minilm import SentenceEncoder, packaged_encoder_dir
+    from models.emotion.minilm import SentenceEncoder, packaged_encoder_dir
 
     return SentenceEncoder(model_dir or packaged_encoder_dir(), device=device)
 
 
 @cache
 def _text_emotion(encoder_dir: Path | None, device: str, models_dir: Path) -> TextEmotionReader:
-    from models.minilm import TrainedEmotionReader
+    from models.emotion.minilm import TrainedEmotionReader
 
     return TrainedEmotionReader(_sentence_encoder(encoder_dir, device), models_dir)
 
@@ -142,14 +142,14 @@ def voice_emotion_reader(settings: Settings) -> VoiceEmotionReader | None:
 
 @cache
 def _voice_emotion() -> VoiceEmotionReader:
-    from models.voice_emotion import ProsodyEmotionReader
+    from models.emotion.voice import ProsodyEmotionReader
 
     return ProsodyEmotionReader()
 
 
 @cache
 def _face_emotion() -> FaceEmotionReader:
-    from models.faces import MiniXceptionFaceReader, packaged_fer_data
+    from models.emotion.faces import MiniXceptionFaceReader, packaged_fer_data
 
     return MiniXceptionFaceReader(packaged_fer_data())
 
@@ -172,7 +172,7 @@ def replier(settings: Settings) -> ReplyGenerator:
 @cache
 def _api_replier(base_url: str, key: str, model: str, timeout_s: float, retries: int,
                  max_tokens: int, temperature: float) -> ReplyGenerator:
-    from models.openai_chat import OpenAIChatReplies
+    from models.reply.openai_chat import OpenAIChatReplies
 
     return OpenAIChatReplies(base_url, key, model, timeout_s=timeout_s, retries=retries,
                              max_tokens=max_tokens, temperature=temperature)
@@ -184,7 +184,7 @@ def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | str | Non
              seed: int | None) -> ReplyGenerator:
     if backend == "rules":
         return RuleBasedReplies()
-    from models import local_llm
+    from models.reply import local_llm
 
     label = model_dir.name if model_dir is not None else local_llm.SMOLLM2_LABEL
     if adapter_dir is None and model_dir is None:
@@ -192,7 +192,7 @@ def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | str | Non
     adapter = None if adapter_dir in (None, "none") else Path(adapter_dir)
     model_dir = model_dir or packaged_reply_model(models_dir)
     if runtime == "onnx" or (runtime == "auto" and device == "cpu" and not local_llm.is_seq2seq(model_dir)):
-        from models import onnx_llm
+        from models.reply import onnx_llm
 
         if adapter is not None:
             label += f"+lora:{adapter.name}"
@@ -207,7 +207,7 @@ def _replier(backend: str, model_dir: Path | None, adapter_dir: Path | str | Non
 
 def packaged_reply_model(models_dir: Path) -> Path:
     """SmolLM2-135M-Instruct from its wheel, as a transformers directory (converted once)."""
-    from models import local_llm
+    from models.reply import local_llm
 
     with _loading:
         return local_llm.convert_gguf(local_llm.packaged_gguf(), models_dir / local_llm.SMOLLM2_LABEL)
@@ -220,7 +220,7 @@ def language_identifier(settings: Settings) -> LanguageIdentifier:
 
 @cache
 def _language_identifier() -> LanguageIdentifier:
-    from models.language import FastTextLanguageIdentifier
+    from models.reply.language import FastTextLanguageIdentifier
 
     return FastTextLanguageIdentifier()
 
@@ -232,7 +232,7 @@ def sentence_encoder(settings: Settings) -> SentenceEncoder:
 
 @cache
 def _toxicity() -> ToxicityChecker:
-    from models.profanity import ProfanityChecker
+    from models.safety.profanity import ProfanityChecker
 
     return ProfanityChecker()
 
@@ -251,13 +251,13 @@ def synthesizer(settings: Settings) -> SpeechSynthesizer | None:
 
 @cache
 def _reply_voice(piper_voice: Path | None, device: str, xtts_dir: Path | None) -> SpeechSynthesizer:
-    from models.piper_tts import PiperSynthesizer
-    from models.reply_voice import ReplyVoice
-    from models.stock_voices import DEFAULT_VOICE, load_voice
+    from models.voice.piper import PiperSynthesizer
+    from models.voice.reply_voice import ReplyVoice
+    from models.voice.stock_voices import DEFAULT_VOICE, load_voice
 
     cloner = None
     if xtts_dir is not None:
-        from models.xtts import XttsSynthesizer
+        from models.voice.xtts import XttsSynthesizer
 
         cloner = XttsSynthesizer(xtts_dir, device=device)
     # The packaged voice is also the converter's stock voice: one loaded copy serves both.
@@ -288,7 +288,7 @@ def speaker_encoder(settings: Settings):
 
 @cache
 def _speaker_encoder(device: str):
-    from models.speaker import SpeakerEncoder
+    from models.voice.speaker import SpeakerEncoder
 
     return SpeakerEncoder(device)
 

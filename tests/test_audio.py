@@ -7,7 +7,7 @@ import pytest
 from audio_files import FORMATS, encode, tone
 from core.errors import InputError
 from core.turn import PcmAudio
-from models.audio import PyAvCodec
+from models.audio.codec import PyAvCodec
 
 codec = PyAvCodec()
 

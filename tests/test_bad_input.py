@@ -19,7 +19,7 @@ import numpy as np
 import pytest
 
 from core.turn import PcmAudio
-from models.audio import PyAvCodec
+from models.audio.codec import PyAvCodec
 from test_chat import ask, make_chat, msg
 
 DATA = Path(__file__).parent / "data"
@@ -273,7 +273,7 @@ def test_a_prompt_injection_cannot_reach_another_users_memories(chat, pipeline, 
 def test_nobody_can_ask_for_another_users_voice(chat, pipeline, user):
     from datetime import datetime, timezone
 
-    from models.stock_voices import reply_voices
+    from models.voice.stock_voices import reply_voices
 
     owner = f"telegram:{user}-owner"
     stock = next(iter(reply_voices()))

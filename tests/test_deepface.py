@@ -28,7 +28,7 @@ pytest.importorskip(
 torch = pytest.importorskip("torch")
 
 from core.errors import InputError  # noqa: E402
-from models.deepface_backend import EMOTION_WEIGHTS, LABELS, DeepFaceReader, weights_dir  # noqa: E402
+from models.emotion.deepface_backend import EMOTION_WEIGHTS, LABELS, DeepFaceReader, weights_dir  # noqa: E402
 
 SMILE = (Path(__file__).parent / "data" / "smiling_face.jpg").read_bytes()
 

@@ -25,7 +25,7 @@ if importlib.util.find_spec("detoxify") is None:
 
 import torch  # noqa: E402
 
-from models.detoxify_backend import DetoxifyChecker  # noqa: E402
+from models.safety.detoxify_backend import DetoxifyChecker  # noqa: E402
 
 SENTENCES = [
     "you are a kind and good friend",

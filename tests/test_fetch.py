@@ -26,7 +26,7 @@ def test_fetch_fills_the_folder_the_setting_reads(hub, tmp_path):
     assert (folder / "tokenizer.json").is_file() and (folder / "config.json").is_file()
     assert any("/Systran/faster-whisper-small/resolve/" in r for r in hub.requests)
 
-    from models.whisper import resolve_model
+    from models.speech.whisper import resolve_model
 
     assert resolve_model("small", tmp_path) == (folder, "small")
 
@@ -41,7 +41,7 @@ def test_fetch_refuses_to_run_offline_or_without_a_choice(tmp_path):
 def test_release_assets_land_beside_the_hub_files(tmp_path, monkeypatch):
     import huggingface_hub.constants
 
-    from models.fetch import Download, fetch
+    from models.tools.fetch import Download, fetch
 
     monkeypatch.setattr(huggingface_hub.constants, "HF_HUB_OFFLINE", False)  # fetch is online by nature
 

@@ -34,7 +34,7 @@ def classifier(folder, present: tuple[str, ...]):
 
 
 def test_labels_that_are_present_come_back_with_sigmoid_scores(tmp_path):
-    from models.goemotions import SequenceClassifierEmotionReader
+    from models.emotion.goemotions import SequenceClassifierEmotionReader
 
     reader = SequenceClassifierEmotionReader(classifier(tmp_path / "thanks", ("gratitude", "relief")))
     scores = reader.read("thank you so much, what a relief " * 200)  # longer than the model takes
@@ -45,7 +45,7 @@ def test_labels_that_are_present_come_back_with_sigmoid_scores(tmp_path):
 
 
 def test_nothing_confident_reads_neutral(tmp_path):
-    from models.goemotions import SequenceClassifierEmotionReader
+    from models.emotion.goemotions import SequenceClassifierEmotionReader
 
     [score] = SequenceClassifierEmotionReader(classifier(tmp_path / "flat", ())).read("ok")
     assert score.emotion == "neutral" and score.confidence > 0.9

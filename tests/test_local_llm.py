@@ -7,7 +7,7 @@ import pytest
 import torch
 
 from core.turn import ChatMessage, FusedEmotion, ReplyRequest
-from models.local_llm import LocalReplyGenerator, flatten
+from models.reply.local_llm import LocalReplyGenerator, flatten
 
 # peft calls a transformers method that transformers 5 deprecates; nothing here to change.
 pytestmark = pytest.mark.filterwarnings("ignore:`is_gradient_checkpointing` is deprecated:FutureWarning")

@@ -11,7 +11,7 @@ import pytest
 from core.pipeline import Pipeline, Stages
 from core.turn import ChatMessage, FusedEmotion, ReplyRequest, Turn
 from fake_openai import AUTH_MARKER, FakeOpenAI, error_body
-from models.openai_chat import OpenAIChatReplies, ReplyAPIError
+from models.reply.openai_chat import OpenAIChatReplies, ReplyAPIError
 from test_pipeline import Codec, Fallback, Memory, Store, Synthesizer, TextReader, Toxicity, Transcriber
 
 KEY = "sk-or-v1-5f3c9a7e1d2b4c6a8e0f"

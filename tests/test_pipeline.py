@@ -15,7 +15,7 @@ from core.pipeline import Pipeline, Stages
 from core.prompts import NO_WORDS_REPLY
 from core.stages import UserState
 from core.turn import EmotionScore, PcmAudio, Transcript, Turn
-from models.rule_replies import RuleBasedReplies
+from models.reply.rules import RuleBasedReplies
 
 
 class Codec:

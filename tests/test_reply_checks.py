@@ -18,7 +18,7 @@ from core.reply_checks import (
     wrong_register,
 )
 from core.turn import FusedEmotion, ReplyContext, ReplyRequest
-from models.rule_replies import RuleBasedReplies, recalled_part, reflect
+from models.reply.rules import RuleBasedReplies, recalled_part, reflect
 
 DOG = "We had to put our old dog to sleep today."
 SISTER = "My sister Priya just moved to Lisbon for a new job."

@@ -10,7 +10,7 @@ import pytest
 import torch
 
 from bots.cli import main
-from models.reply_data import Dialogue
+from models.tools.reply_data import Dialogue
 
 pytestmark = pytest.mark.filterwarnings("ignore::FutureWarning", "ignore::UserWarning")
 
@@ -83,7 +83,7 @@ def test_the_adapter_loads_through_both_backends_and_changes_the_reply(trained, 
                                                                          monkeypatch):
     from config import wiring
     from config.settings import Settings
-    from models.reply_data import prompt_for
+    from models.tools.reply_data import prompt_for
 
     request = prompt_for(Dialogue(**{**ROW, "turns": ()}), readers)
     monkeypatch.setenv("HEARTLINE_REPLY_MODEL_DIR", str(tiny_base))
@@ -104,14 +104,14 @@ def test_the_adapter_loads_through_both_backends_and_changes_the_reply(trained, 
 
 @pytest.fixture(scope="module")
 def readers(pipeline):
-    from models.reply_data import Readers
+    from models.tools.reply_data import Readers
 
     stages = pipeline.stages
     return Readers(stages.text_emotion, stages.languages, stages.judge.closeness)
 
 
 def test_prompts_carry_what_the_pipeline_would_see(readers):
-    from models.reply_data import prompt_for
+    from models.tools.reply_data import prompt_for
 
     talk = Dialogue("m-1", "friend", None, "neutral", (
         ("My sister Priya just moved to Lisbon for a new job.", "That's a big move for her."),

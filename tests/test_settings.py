@@ -41,7 +41,7 @@ def test_a_device_is_cpu_a_gpu_by_number_or_auto(monkeypatch):
     import pytest
     from pydantic import ValidationError
 
-    from models.whisper import ctranslate2_device
+    from models.speech.whisper import ctranslate2_device
 
     for asked, meant in (("cpu", "cpu"), ("CUDA", "cuda"), ("cuda:1", "cuda:1"), ("auto", "cpu")):
         monkeypatch.setenv("HEARTLINE_DEVICE", asked)

@@ -7,7 +7,7 @@ import pytest
 
 from core.errors import InputError
 from core.turn import PcmAudio
-from models.voice_clips import TARGET_DBFS, check_clip, dbfs, speech_spans
+from models.voice.clips import TARGET_DBFS, check_clip, dbfs, speech_spans
 
 
 @pytest.fixture(scope="module")

@@ -10,9 +10,9 @@ import numpy as np
 import pytest
 
 from core.turn import PcmAudio, VoiceStyle
-from models import stock_voices, voice_conversion
-from models.speaker import SpeakerEncoder, cosine
-from models.voice_eval import word_errors
+from models.voice import conversion, stock_voices
+from models.voice.speaker import SpeakerEncoder, cosine
+from models.tools.voice_eval import word_errors
 
 USER_VOICE = "espeak:en-us+f3"
 CLIP_TEXTS = [
@@ -33,7 +33,7 @@ def median_pitch(audio: PcmAudio) -> float:
     Not WORLD's trackers: on joe's creaky voice they jump octaves. Over six of Piper's noise draws
     the same three replies read 90-97 Hz by YIN, 96-158 by Harvest and 152-192 by DIO.
     """
-    f0 = voice_conversion.Analysis(audio).f0
+    f0 = conversion.Analysis(audio).f0
     return float(np.median(f0[f0 > 0]))
 
 
@@ -44,7 +44,7 @@ def encoder():
 
 @pytest.fixture(scope="module")
 def transcriber():
-    from models.whisper import FasterWhisperTranscriber, packaged_model_dir
+    from models.speech.whisper import FasterWhisperTranscriber, packaged_model_dir
 
     return FasterWhisperTranscriber(packaged_model_dir(), "tiny.en")
 
@@ -63,14 +63,14 @@ def clips():
 @pytest.fixture(scope="module")
 def stats(clips, joe):
     rendering = [joe.synthesize(text, VoiceStyle()) for text in CLIP_TEXTS]
-    return voice_conversion.fit(clips, CLIP_TEXTS, rendering)
+    return conversion.fit(clips, CLIP_TEXTS, rendering)
 
 
 @pytest.fixture(scope="module")
 def replies(joe, stats):
     base = [joe.synthesize(text, VoiceStyle()) for text in REPLY_TEXTS]
     paced = [joe.synthesize(text, VoiceStyle(rate=stats["tempo"])) for text in REPLY_TEXTS]
-    return base, [voice_conversion.convert(audio, stats) for audio in paced]
+    return base, [conversion.convert(audio, stats) for audio in paced]
 
 
 def test_stats_are_json_safe_and_small(stats):
@@ -103,7 +103,7 @@ def test_conversion_moves_the_voice_toward_the_user(encoder, clips, replies):
 
 
 def test_converted_replies_stay_intelligible(transcriber, replies):
-    from models.speaker import to_rate
+    from models.audio.dsp import to_rate
 
     def errors(audios):
         heard = [transcriber.transcribe(PcmAudio(to_rate(a, 16_000), 16_000)).text for a in audios]
@@ -116,7 +116,7 @@ def test_converted_replies_stay_intelligible(transcriber, replies):
 
 def test_shift_pitch_scales_f0_and_keeps_timing(joe):
     audio = joe.synthesize(REPLY_TEXTS[0], VoiceStyle())
-    raised = voice_conversion.shift_pitch(audio, 1.3)
+    raised = conversion.shift_pitch(audio, 1.3)
     assert abs(raised.duration_s - audio.duration_s) < 0.02
     assert median_pitch(raised) / median_pitch(audio) == pytest.approx(1.3, rel=0.1)
     assert np.abs(raised.samples).max() <= 1.0
@@ -128,7 +128,7 @@ def test_a_known_pitch_sets_the_octave(joe):
     audio = joe.synthesize(REPLY_TEXTS[2], VoiceStyle())
     own = median_pitch(audio)
     for typical in (own / 2, own, own * 2):
-        f0 = voice_conversion.Analysis(audio, typical_hz=typical).f0
+        f0 = conversion.Analysis(audio, typical_hz=typical).f0
         assert np.median(f0[f0 > 0]) == pytest.approx(typical, rel=0.25)
 
 
@@ -170,11 +170,11 @@ def test_reference_embeddings_are_kept_for_the_next_process(encoder, tmp_path, m
 
 def test_fit_needs_a_transcript_per_clip(clips):
     with pytest.raises(ValueError):
-        voice_conversion.fit(clips, CLIP_TEXTS[:1], None)
+        conversion.fit(clips, CLIP_TEXTS[:1], None)
 
 
 def test_kokoro_voices_are_reply_voices_and_say_the_words(transcriber):
-    from models.speaker import to_rate
+    from models.audio.dsp import to_rate
 
     names = stock_voices.reply_voices()
     assert {"kokoro:af_heart", "kokoro:bm_george", "piper:joe-us"} <= set(names)
@@ -189,17 +189,17 @@ def test_kokoro_voices_are_reply_voices_and_say_the_words(transcriber):
 
 
 def test_kokoro_install_refuses_parts_that_are_not_the_release(tmp_path, monkeypatch):
-    from models import kokoro_tts
+    from models.voice import kokoro
 
-    monkeypatch.setattr(kokoro_tts, "MODEL_SHA256", "0" * 64)
+    monkeypatch.setattr(kokoro, "MODEL_SHA256", "0" * 64)
     with pytest.raises(RuntimeError, match="SHA-256"):
-        kokoro_tts.install(tmp_path)
-    assert not (tmp_path / kokoro_tts.MODEL_FILE).exists()
+        kokoro.install(tmp_path)
+    assert not (tmp_path / kokoro.MODEL_FILE).exists()
 
 
 def test_a_profile_fitted_on_a_voice_this_install_lacks_is_answered_in_the_default_voice(joe):
     from core.turn import VoiceProfile
-    from models.reply_voice import ReplyVoice
+    from models.voice.reply_voice import ReplyVoice
 
     profile = VoiceProfile("web:1", (), conversion={"stock_voice": "kokoro:not_installed", "warp": 1.0})
     speaker = ReplyVoice(joe)

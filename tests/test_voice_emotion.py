@@ -22,7 +22,7 @@ def reader(settings):
 
 @pytest.fixture(scope="module")
 def plain():
-    from models.stock_voices import DEFAULT_VOICE, load_voice
+    from models.voice.stock_voices import DEFAULT_VOICE, load_voice
 
     return load_voice(DEFAULT_VOICE).synthesize(SENTENCE, VoiceStyle())
 
@@ -30,9 +30,10 @@ def plain():
 @pytest.fixture(scope="module")
 def acted(plain):
     """The plain sentence re-spoken in each emotion's prosody, as the data set is made."""
-    from models.prosody import RATE
-    from models.voice_conversion import Analysis, resample_to
-    from models.voice_emotion_data import express
+    from models.emotion.prosody import RATE
+    from models.audio.dsp import resample_to
+    from models.voice.conversion import Analysis
+    from models.tools.voice_emotion_data import express
 
     clip = Analysis(resample_to(plain, RATE))
     return {emotion: express(clip, emotion, np.random.default_rng(1)) for emotion in ("angry", "sad")}
@@ -54,7 +55,7 @@ def test_nothing_to_hear_is_neutral_with_no_confidence(reader, samples):
 
 
 def test_voice_eval_scores_a_labelled_set(tmp_path, data_dir, acted):
-    from models.audio import PyAvCodec
+    from models.audio.codec import PyAvCodec
 
     codec = PyAvCodec()
     (tmp_path / "quiet.wav").write_bytes(codec.encode_wav(PcmAudio(np.zeros(16_000, np.float32), 16_000)))

@@ -10,8 +10,8 @@ import re
 import pytest
 
 from core.turn import VoiceStyle
-from models.audio import PyAvCodec
-from models.stock_voices import load_voice
+from models.audio.codec import PyAvCodec
+from models.voice.stock_voices import load_voice
 from test_cli import heartline
 
 SENTENCES = (

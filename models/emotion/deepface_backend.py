@@ -30,7 +30,7 @@ from pathlib import Path
 import numpy as np
 
 from core.turn import FaceEmotion
-from models.images import open_image
+from models.emotion.images import open_image
 
 log = logging.getLogger(__name__)
 

@@ -1,6 +1,6 @@
 """`heartline train reply`: a LoRA adapter that teaches a local causal LM Heartline's replies.
 
-The prompts are the pipeline's own (`models.reply_data.prompt_for`), so the model learns from
+The prompts are the pipeline's own (`models.tools.reply_data.prompt_for`), so the model learns from
 exactly what it will be asked at run time; the loss is on the reply only. Built on transformers'
 Trainer and peft: checkpoints every `save_steps` (a killed run resumes from its last one), a
 progress bar, validation loss each epoch, and ROUGE-L of greedy replies against the references
@@ -19,7 +19,7 @@ import random
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
-from models.reply_data import Dialogue, Readers, prompt_for
+from models.tools.reply_data import Dialogue, Readers, prompt_for
 
 log = logging.getLogger(__name__)
 

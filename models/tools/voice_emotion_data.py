@@ -6,8 +6,8 @@ delivery; WORLD analysis and resynthesis then impose each emotion's prosody, dra
 the ranges in `RULES`. Every clip, neutral included, goes through the vocoder, so the vocoder
 itself is no cue. Training and held-out sets share no sentence and no voice.
 
-    python -m models.voice_emotion_data build-data       # models/data/voice_emotions/train.json
-    python -m models.voice_emotion_data build-heldout DIR  # DIR/heldout.jsonl and WAV files
+    python -m models.tools.voice_emotion_data build-data       # models/data/voice_emotions/train.json
+    python -m models.tools.voice_emotion_data build-heldout DIR  # DIR/heldout.jsonl and WAV files
 
 See models/data/voice_emotions/README.md for the sources of the rules and what they imply.
 """
@@ -25,10 +25,11 @@ import numpy as np
 import pyworld
 
 from core.turn import PcmAudio, VoiceStyle
-from models.prosody import FEATURES, RATE, features
-from models.voice_conversion import FRAME_MS, Analysis, resample_to, warp_frequencies
+from models.emotion.prosody import FEATURES, RATE, features
+from models.audio.dsp import FRAME_MS, resample_to
+from models.voice.conversion import Analysis, warp_frequencies
 
-TRAIN_DATA = Path(__file__).parent / "data" / "voice_emotions" / "train.json"
+TRAIN_DATA = Path(__file__).parents[1] / "data" / "voice_emotions" / "train.json"
 SEED = 5
 # Voices that sound like people (no robots, whispers or croaks); no voice is in both lists.
 TRAIN_VOICES = tuple(f"espeak:{v}" for v in (
@@ -127,7 +128,7 @@ def _recorded(samples: np.ndarray, gain_db: float, rate: int, rng: np.random.Gen
 
 def _renderings(job: tuple[str, int, str]) -> list[tuple[str, PcmAudio]]:
     """One voice speaking one sentence, once in each emotion."""
-    from models.stock_voices import load_voice
+    from models.voice.stock_voices import load_voice
 
     voice, index, text = job
     rng = np.random.default_rng([SEED, sum(map(ord, voice)), index])
@@ -163,7 +164,7 @@ def build_data(path: Path = TRAIN_DATA, workers: int = 2) -> int:
 
 def build_heldout(folder: Path, workers: int = 2, voices: tuple[str, ...] = HELDOUT_VOICES) -> Path:
     """The held-out clips as WAV files and a JSONL of {audio, labels, voice} beside them."""
-    from models.audio import PyAvCodec
+    from models.audio.codec import PyAvCodec
 
     codec, lines = PyAvCodec(), []
     folder.mkdir(parents=True, exist_ok=True)

@@ -22,7 +22,7 @@ log = logging.getLogger(__name__)
 SMOLLM2_GGUF = "SmolLM2-135M-Instruct.Q4_1.gguf"
 SMOLLM2_LABEL = "smollm2-135m-instruct"
 # Heartline's own LoRA adapter for SmolLM2 (`heartline train reply` on models/data/replies).
-SHIPPED_ADAPTER = Path(__file__).parent / "reply_adapter"
+SHIPPED_ADAPTER = Path(__file__).parents[1] / "reply_adapter"
 
 
 def packaged_gguf() -> Path:

@@ -1,7 +1,7 @@
 """Emotion from how something was said: prosodic and spectral features into a logistic regression.
 
 Trained on the project's synthetic acted-emotion features (models/data/voice_emotions, built by
-`python -m models.voice_emotion_data build-data`). Training takes well under a second, so the
+`python -m models.tools.voice_emotion_data build-data`). Training takes well under a second, so the
 model is fitted when the reader is made, once per process, and nothing is cached on disk.
 """
 
@@ -14,7 +14,7 @@ import numpy as np
 
 from core.emotions import VOICE_LABELS
 from core.turn import EmotionScore, PcmAudio
-from models.prosody import FEATURES, features
+from models.emotion.prosody import FEATURES, features
 
 DATA = "data/voice_emotions/train.json"
 # Chosen by 5-fold cross-validation over training voices (no voice in two folds); see the README.
@@ -49,7 +49,7 @@ def training_data() -> tuple[np.ndarray, list[str], list[str]]:
     rows = data["rows"]
     if tuple(data["columns"][3:]) != FEATURES:
         raise RuntimeError(f"{DATA} was built with other features; rebuild it with "
-                           "`python -m models.voice_emotion_data build-data`")
+                           "`python -m models.tools.voice_emotion_data build-data`")
     labels = [row[2] for row in rows]
     if set(labels) != set(VOICE_LABELS):
         raise RuntimeError(f"{DATA} must hold exactly the labels {VOICE_LABELS}")

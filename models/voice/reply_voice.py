@@ -9,8 +9,8 @@ result metadata names the engine that spoke.
 from __future__ import annotations
 
 from core.turn import PcmAudio, VoiceProfile, VoiceStyle
-from models import stock_voices
-from models.voice_conversion import shift_pitch
+from models.voice import stock_voices
+from models.voice.conversion import shift_pitch
 
 
 class ReplyVoice:

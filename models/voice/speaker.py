@@ -3,23 +3,13 @@
 from __future__ import annotations
 
 import warnings
-from math import gcd
 
 import numpy as np
-from scipy.signal import resample_poly
 
 from core.turn import PcmAudio
+from models.audio.dsp import to_rate
 
 ENCODER_RATE = 16_000
-
-
-def to_rate(audio: PcmAudio, rate: int) -> np.ndarray:
-    """The samples at `rate` Hz (polyphase resampling: exact, and cheap for speech lengths)."""
-    if audio.sample_rate == rate:
-        return audio.samples
-    common = gcd(rate, audio.sample_rate)
-    resampled = resample_poly(audio.samples, rate // common, audio.sample_rate // common)
-    return resampled.astype(np.float32)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:

@@ -21,8 +21,7 @@ from scipy.fft import dct
 from scipy.signal import find_peaks
 
 from core.turn import PcmAudio
-from models.speaker import to_rate
-from models.voice_conversion import FRAME_MS, estimate_f0
+from models.audio.dsp import FRAME_MS, estimate_f0, to_rate
 
 RATE = 16_000
 HOP, WINDOW, FFT = 160, 400, 512  # 10 ms frames of 25 ms

@@ -55,7 +55,7 @@ def build(model_dir: Path, adapter_dir: Path | None, target: Path, precision: st
     log.info("building the %s reply model for onnxruntime (first run only, ~30 s)", precision)
     partial = target.with_name(target.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
-    command = [sys.executable, "-m", "models.onnx_llm", str(model_dir), str(partial), precision]
+    command = [sys.executable, "-m", "models.reply.onnx_llm", str(model_dir), str(partial), precision]
     if adapter_dir is not None:
         command.append(str(adapter_dir))
     subprocess.run(command, check=True, stdout=subprocess.DEVNULL)

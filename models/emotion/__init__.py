@@ -1,0 +1,2 @@
+"""Emotion readers: from the words (MiniLM head, GoEmotions), the face (FER, DeepFace) and the
+voice (prosody)."""

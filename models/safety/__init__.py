@@ -1,0 +1,1 @@
+"""Toxicity checkers: the packaged profanity model and Detoxify."""
