@@ -167,6 +167,20 @@ def _parser() -> argparse.ArgumentParser:
                              help="do not also train long conversations with their start recalled as memories")
     reply_train.set_defaults(handler=_train_reply)
 
+    voice_train = train_commands.add_parser(
+        "voice-emotion", help="the voice-emotion classifier on your own labelled clips (load it with "
+        "HEARTLINE_VOICE_EMOTION_MODEL_DIR)")
+    voice_train.add_argument("--data", type=Path, required=True, metavar="FOLDER|FILE.jsonl",
+                             help='a folder per label, or JSONL of {"audio": path, "label": ...}')
+    voice_train.add_argument("--out", type=Path, required=True, metavar="DIR",
+                             help="where the model, metrics.json and confusion.png go; run again "
+                             "with the same --out to resume")
+    voice_train.add_argument("--validation", type=float, default=0.2,
+                             help="share of clips kept aside to check the model (default 0.2)")
+    voice_train.add_argument("--seed", type=int, default=0)
+    voice_train.add_argument("--json", action="store_true")
+    voice_train.set_defaults(handler=_train_voice_emotion)
+
     reply_eval = eval_commands.add_parser(
         "reply", help="reply quality on held-out conversations, through the real pipeline")
     reply_eval.add_argument("--data", type=Path, metavar="FILE.jsonl",
@@ -492,7 +506,8 @@ def _eval_voice(args: argparse.Namespace, settings: Settings) -> int:
 
 
 def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
-    from bots.evaluate import describe, draw_confusion, evaluate
+    from bots.evaluate import describe, evaluate
+    from models.tools.plots import draw_confusion
 
     if not args.data.exists():
         raise CliError(f"no labelled data at {args.data}")
@@ -562,6 +577,23 @@ def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     for epoch in summary["epochs"]:
         print(f"epoch {epoch['epoch']:g}: validation loss {epoch['val_loss']}, ROUGE-L {epoch['rouge_l']:.3f}")
     print(f"adapter in {args.out}; use it with HEARTLINE_REPLY_ADAPTER_DIR={args.out}")
+    return 0
+
+
+def _train_voice_emotion(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.evaluate import describe
+    from models.tools.voice_emotion_training import DataError, train
+
+    if not 0 < args.validation < 1:
+        raise CliError("--validation is a share of the clips, between 0 and 1")
+    os.environ.pop("TQDM_DISABLE", None)  # decoding many clips takes a while: show the bar
+    try:
+        report = train(args.data, args.out, args.validation, args.seed, settings.max_audio_seconds)
+    except DataError as error:
+        raise CliError(f"cannot train on {args.data}: {error}") from None
+    print(json.dumps(report, indent=2) if args.json else describe(report))
+    print(f"model, metrics.json and confusion.png in {args.out}; use it with "
+          f"HEARTLINE_VOICE_EMOTION_MODEL_DIR={args.out}", file=sys.stderr)
     return 0
 
 

@@ -111,6 +111,10 @@ def _face(s: Settings, models: Path) -> Choice:
 def _voice_emotion(s: Settings) -> Choice:
     if s.voice_emotion_backend == "none":
         return Choice("voice_emotion", "none", "-", True, "-")
+    if s.voice_emotion_model_dir is not None:
+        trained = s.voice_emotion_model_dir / "model.joblib"
+        return Choice("voice_emotion", "prosody classifier, trained on your clips", str(trained),
+                      trained.is_file(), "yours (heartline train voice-emotion)")
     return Choice("voice_emotion", "prosody classifier", "Heartline's own, trained on its own data",
                   True, OURS)
 

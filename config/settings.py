@@ -183,6 +183,8 @@ class Settings(BaseSettings):
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
     # Emotion from the sound of a voice note (pitch, loudness, tempo, pauses), or not at all.
     voice_emotion_backend: Literal["prosody", "none"] = "prosody"
+    # A model from `heartline train voice-emotion --out DIR` in place of the packaged one.
+    voice_emotion_model_dir: Path | None = None
     # Spoken replies with Piper, or text only.
     tts_backend: Literal["piper", "none"] = "piper"
     # Registered voices: XTTS-v2 when its weights are in the model cache and COQUI_TOS_AGREED=1

@@ -137,14 +137,14 @@ def voice_emotion_reader(settings: Settings) -> VoiceEmotionReader | None:
     if settings.voice_emotion_backend == "none":
         return None
     with _loading:
-        return _voice_emotion()
+        return _voice_emotion(settings.voice_emotion_model_dir)
 
 
 @cache
-def _voice_emotion() -> VoiceEmotionReader:
+def _voice_emotion(model_dir: Path | None) -> VoiceEmotionReader:
     from models.emotion.voice import ProsodyEmotionReader
 
-    return ProsodyEmotionReader()
+    return ProsodyEmotionReader(model_dir)
 
 
 @cache

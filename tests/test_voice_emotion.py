@@ -91,3 +91,46 @@ def test_voice_sets_are_a_folder_per_label_or_jsonl_naming_its_files(tmp_path):
                                          '{"audio": "nowhere.wav", "labels": ["sad"]}\n')
     with pytest.raises(ValueError, match="1 audio files are missing.*nowhere.wav"):
         audio_samples(tmp_path / "gone.jsonl")
+
+
+def test_train_on_your_own_clips_resume_and_load_the_result_as_the_reader(tmp_path, data_dir):
+    """`heartline train voice-emotion` on clips generated as the project's data is (one eSpeak
+    voice acting four emotions), then the model loaded by the real reader through its setting."""
+    import shutil
+
+    from models.tools.voice_emotion_data import build_heldout
+
+    listing = build_heldout(tmp_path / "clips", workers=1, voices=("espeak:en-us",))  # 48 clips
+    out = tmp_path / "my-voice-model"
+    done = heartline("train", "voice-emotion", "--data", str(listing), "--out", str(out), "--json")
+    assert done.returncode == 0, done.stderr
+    report = json.loads(done.stdout)
+    assert (report["trained_on"], report["validated_on"]) == (38, 10) and report["macro_f1"] >= 0.5
+    assert "reading clips" in done.stderr  # the progress bar
+    assert (out / "confusion.png").read_bytes()[:4] == b"\x89PNG" and (out / "metrics.json").is_file()
+
+    again = heartline("train", "voice-emotion", "--data", str(listing), "--out", str(out))
+    assert "resuming: 48 of 48 clips read before" in again.stderr
+
+    mine = {"HEARTLINE_VOICE_EMOTION_MODEL_DIR": str(out)}
+    scored = json.loads(heartline("eval", "emotion", "--modality", "voice", "--data", str(listing),
+                                  "--out", str(tmp_path / "eval"), "--json", env=mine).stdout)
+    assert scored["model"] == "prosody+logreg:my-voice-model" and scored["accuracy"] >= 0.5
+    [stage] = [s for s in json.loads(heartline("models", "list", "--json", env=mine).stdout)
+               if s["stage"] == "voice_emotion"]
+    assert stage["present"] and stage["source"].endswith("model.joblib")
+
+    bad = listing.parent / "bad.jsonl"
+    lines = listing.read_text().splitlines()
+    bored = {"audio": json.loads(lines[1])["audio"], "label": "bored"}
+    bad.write_text("\n".join([lines[0], json.dumps(bored), *lines[2:]]))
+    refused = heartline("train", "voice-emotion", "--data", str(bad), "--out", str(tmp_path / "bad"))
+    assert refused.returncode != 0 and "line 2: 'bored' is no emotion Heartline knows" in refused.stderr
+
+    folders = tmp_path / "folders"
+    for row in map(json.loads, lines[:16]):
+        (folders / row["labels"][0]).mkdir(parents=True, exist_ok=True)
+        shutil.copy(listing.parent / row["audio"], folders / row["labels"][0])
+    (folders / "sad" / "broken.wav").write_bytes(b"RIFF not really")
+    refused = heartline("train", "voice-emotion", "--data", str(folders), "--out", str(tmp_path / "f"))
+    assert refused.returncode != 0 and "sad/broken.wav: " in refused.stderr

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from importlib import resources
+from pathlib import Path
 
 import numpy as np
 
@@ -21,17 +22,25 @@ DATA = "data/voice_emotions/train.json"
 C = 0.1
 
 
+MODEL_FILE = "model.joblib"  # what `heartline train voice-emotion` writes
+
+
 class ProsodyEmotionReader:
-    name = "prosody+logreg"
+    """The packaged model, fitted from the project's data when made; or one trained on your own
+    clips (`heartline train voice-emotion`), loaded from `model_dir`."""
 
-    def __init__(self) -> None:
-        from sklearn.linear_model import LogisticRegression
-        from sklearn.pipeline import make_pipeline
-        from sklearn.preprocessing import StandardScaler
+    def __init__(self, model_dir: Path | None = None) -> None:
+        if model_dir is not None:
+            self.model, self.name = _trained(model_dir), f"prosody+logreg:{model_dir.name}"
+        else:
+            from sklearn.linear_model import LogisticRegression
+            from sklearn.pipeline import make_pipeline
+            from sklearn.preprocessing import StandardScaler
 
-        rows, labels, _ = training_data()
-        self.model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
-        self.model.fit(rows, labels)
+            rows, labels, _ = training_data()
+            self.model = make_pipeline(StandardScaler(), LogisticRegression(C=C, max_iter=2000))
+            self.model.fit(rows, labels)
+            self.name = "prosody+logreg"
         self.labels = [str(label) for label in self.model.classes_]
 
     def read(self, audio: PcmAudio) -> EmotionScore:
@@ -41,6 +50,19 @@ class ProsodyEmotionReader:
         probabilities = self.model.predict_proba(row[None, :])[0]
         best = int(np.argmax(probabilities))
         return EmotionScore(self.labels[best], round(float(probabilities[best]), 4))
+
+
+def _trained(model_dir: Path):
+    import joblib
+
+    path = model_dir / MODEL_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {MODEL_FILE} in {model_dir}: make one with `heartline train "
+                                "voice-emotion --data ... --out DIR`")
+    saved = joblib.load(path)  # a file our own trainer wrote, from the operator's model folder
+    if tuple(saved["features"]) != FEATURES:
+        raise RuntimeError(f"{path} was trained on other prosody features; train it again")
+    return saved["model"]
 
 
 def training_data() -> tuple[np.ndarray, list[str], list[str]]:
