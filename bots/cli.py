@@ -167,6 +167,31 @@ def _parser() -> argparse.ArgumentParser:
                              help="do not also train long conversations with their start recalled as memories")
     reply_train.set_defaults(handler=_train_reply)
 
+    text_train = train_commands.add_parser(
+        "text-emotion", help="the text-emotion reader on your own labelled messages (GoEmotions as it "
+        "is published, too)")
+    text_train.add_argument("--data", type=Path, required=True, metavar="FILE",
+                            help='JSONL of {"text", "labels"}, GoEmotions\' CSV or TSV, or a CSV of text and label')
+    text_train.add_argument("--out", type=Path, required=True, metavar="DIR",
+                            help="where the model, metrics.json and confusion.png go")
+    text_train.add_argument("--base", type=Path, metavar="DIR",
+                            help="a transformers encoder to fine-tune as a multi-label classifier "
+                            "(default: the packaged reader's head on MiniLM)")
+    from models.tools.text_emotion_training import Options
+
+    text_defaults = Options()
+    text_train.add_argument("--validation", type=float, default=text_defaults.validation,
+                            help="share of examples kept aside to check the model")
+    text_train.add_argument("--epochs", type=float, default=text_defaults.epochs)
+    text_train.add_argument("--lr", type=float, default=text_defaults.learning_rate, help="learning rate")
+    text_train.add_argument("--batch-size", type=int, default=text_defaults.batch_size)
+    text_train.add_argument("--patience", type=int, default=text_defaults.patience,
+                            help="epochs without a better macro-F1 before stopping early")
+    text_train.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
+    text_train.add_argument("--seed", type=int, default=0)
+    text_train.add_argument("--json", action="store_true")
+    text_train.set_defaults(handler=_train_text_emotion)
+
     voice_train = train_commands.add_parser(
         "voice-emotion", help="the voice-emotion classifier on your own labelled clips (load it with "
         "HEARTLINE_VOICE_EMOTION_MODEL_DIR)")
@@ -577,6 +602,38 @@ def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     for epoch in summary["epochs"]:
         print(f"epoch {epoch['epoch']:g}: validation loss {epoch['val_loss']}, ROUGE-L {epoch['rouge_l']:.3f}")
     print(f"adapter in {args.out}; use it with HEARTLINE_REPLY_ADAPTER_DIR={args.out}")
+    return 0
+
+
+def _train_text_emotion(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.evaluate import describe
+    from config import wiring
+    from models.tools.text_emotion_training import DataError, Options, train
+
+    if not 0 < args.validation < 1:
+        raise CliError("--validation is a share of the examples, between 0 and 1")
+    if args.base is not None and not (args.base / "config.json").is_file():
+        raise CliError(f"{args.base} is not a transformers model directory (no config.json)")
+    wiring.offline_environment(settings)
+    os.environ.pop("TQDM_DISABLE", None)  # fine-tuning is long: show its progress bar
+    options = Options(validation=args.validation, seed=args.seed, epochs=args.epochs,
+                      learning_rate=args.lr, batch_size=args.batch_size, patience=args.patience,
+                      max_steps=args.max_steps)
+    try:
+        report = train(args.data, args.out, args.base, lambda: wiring.sentence_encoder(settings), options)
+    except DataError as error:
+        raise CliError(f"cannot train on {args.data}: {error}") from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        print(describe(report))
+        for epoch in report["epochs"]:
+            print(f"epoch {epoch['epoch']:g}: validation loss {epoch['val_loss']}, macro-F1 "
+                  f"{epoch['macro_f1']:.3f}, micro-F1 {epoch['micro_f1']:.3f}")
+        print(f"all labels: macro-F1 {report['macro_f1_labels']:.3f}, micro-F1 {report['micro_f1_labels']:.3f}")
+    use = (f"HEARTLINE_TEXT_EMOTION_MODEL_DIR={args.out}" if args.base is None else
+           f"HEARTLINE_TEXT_EMOTION_BACKEND=goemotions HEARTLINE_TEXT_EMOTION_MODEL_DIR={args.out}")
+    print(f"model, metrics.json and confusion.png in {args.out}; use it with {use}", file=sys.stderr)
     return 0
 
 

@@ -96,6 +96,10 @@ def _text_emotion(s: Settings, models: Path) -> Choice:
         return _folder("text_emotion", "GoEmotions classifier", s.text_emotion_model_dir or models / "goemotions",
                        "config.json", FETCHED_LICENCES["goemotions"])
     encoder = _embeddings(s)
+    if s.text_emotion_model_dir is not None:
+        head = s.text_emotion_model_dir / "head.joblib"
+        return Choice("text_emotion", "MiniLM + a head trained on your data", f"{encoder.source}; head {head}",
+                      encoder.present and head.is_file(), f"{encoder.licence}; head yours")
     return Choice("text_emotion", "MiniLM + Heartline's trained head", f"{encoder.source}; head trained "
                   "on Heartline's own data at first start", encoder.present, f"{encoder.licence}; head {OURS}")
 

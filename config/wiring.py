@@ -81,7 +81,8 @@ def text_emotion_reader(settings: Settings) -> TextEmotionReader:
         if settings.text_emotion_backend == "goemotions":
             return _goemotions(settings.text_emotion_model_dir or settings.models_dir / "goemotions",
                                settings.device)
-        return _text_emotion(settings.text_encoder_dir, settings.device, settings.models_dir)
+        return _text_emotion(settings.text_encoder_dir, settings.device, settings.models_dir,
+                             settings.text_emotion_model_dir)
 
 
 @cache
@@ -127,10 +128,14 @@ def _sentence_encoder(model_dir: Path | None, device: str):
 
 
 @cache
-def _text_emotion(encoder_dir: Path | None, device: str, models_dir: Path) -> TextEmotionReader:
+def _text_emotion(encoder_dir: Path | None, device: str, models_dir: Path,
+                  trained_dir: Path | None) -> TextEmotionReader:
     from models.emotion.minilm import TrainedEmotionReader
 
-    return TrainedEmotionReader(_sentence_encoder(encoder_dir, device), models_dir)
+    encoder = _sentence_encoder(encoder_dir, device)
+    if trained_dir is not None:  # a head from `heartline train text-emotion`
+        return TrainedEmotionReader.trained(encoder, trained_dir)
+    return TrainedEmotionReader.packaged(encoder, models_dir)
 
 
 def voice_emotion_reader(settings: Settings) -> VoiceEmotionReader | None:
