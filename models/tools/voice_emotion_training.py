@@ -104,7 +104,7 @@ def read_features(clips: list[Clip], checkpoint: Path, max_seconds: float) -> np
         print(f"resuming: {sum(_key(c) in done for c in clips)} of {len(clips)} clips read before",
               file=sys.stderr)
     with open(checkpoint, "a") as out:
-        for clip in tqdm(clips, desc="reading clips", unit="clip", file=sys.stderr):
+        for clip in tqdm(clips, desc="reading clips", unit="clip", file=sys.stderr, disable=False):
             key = _key(clip)
             if key not in done:
                 try:
