@@ -63,7 +63,7 @@ NOT_ALLOWED = "Sorry, this Heartline is private and not open to you."
 BANNED = "The moderators of this Heartline have closed it to you, so I won't answer any more."
 MUTED = "The moderators have paused our conversation until {until}; I'll answer again then."
 SLOW_DOWN = "You're sending messages faster than I can answer. Try again in {wait}, please."
-LEARNING = "Learning your voice now: this takes a couple of minutes. I'll tell you when it's done."
+LEARNING = "Thank you. I'll learn your voice from these clips, and tell you how long it will take."
 OUT_OF_TURNS = ("We've talked a lot today: this Heartline answers {limit} messages a day. I can "
                 "answer again in {wait}, at midnight UTC.")
 OUT_OF_VOICE = ("I've spoken all of today's voice replies ({spoken}), so I'll answer in "

@@ -494,10 +494,39 @@ def _voice_train(args: argparse.Namespace, settings: Settings) -> int:
             raise InputError(f"{path}: {error}") from None
         print(f"{path}: {clip['seconds']:.1f} s, heard: {clip['transcript']}", file=sys.stderr)
         clips.append((clip["wav"], clip["transcript"]))
-    profile = queue.submit(jobs.register_voice, f"cli:{args.user}", clips, datetime.now(timezone.utc),
-                           description="voice registration from cli").result(wait)
+    handle = queue.submit(jobs.register_voice, f"cli:{args.user}", clips, datetime.now(timezone.utc),
+                          description="voice registration from cli")
+    profile = _with_progress(handle, wait)
     print(f"registered {profile['clips']} clips for {args.user}: replies use {profile['engine']}")
     return 0
+
+
+def _with_progress(handle, timeout: float):
+    """The job's result, with a progress bar for each part of the work it reports."""
+    import time
+
+    from tqdm import tqdm
+
+    deadline, bar, shown = time.monotonic() + timeout, None, None
+    try:
+        while True:
+            try:
+                return handle.result(min(0.5, max(deadline - time.monotonic(), 0.01)))
+            except TimeoutError:
+                if time.monotonic() >= deadline:
+                    raise
+            step = handle.progress()
+            if step is None:
+                continue
+            what, done, total = step
+            if what != shown:
+                if bar is not None:
+                    bar.close()
+                bar, shown = tqdm(total=total, desc=what, unit="step", file=sys.stderr, disable=False), what
+            bar.update(done - bar.n)
+    finally:
+        if bar is not None:
+            bar.close()
 
 
 def _voice_manage(args: argparse.Namespace, settings: Settings) -> int:

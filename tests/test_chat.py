@@ -232,6 +232,24 @@ def test_voice_training_takes_checked_own_clips_only(chat, say):
     assert chat.users.pending_clips("telegram:v1") == []
 
 
+def test_voice_done_says_what_it_is_doing_and_about_how_long_before_it_starts(chat, say, monkeypatch):
+    from bots.chat import LEARNING
+    from models.voice import stock_voices
+
+    # One candidate voice, so the real fit takes seconds rather than minutes.
+    monkeypatch.setattr(stock_voices, "reply_voices", lambda: ["piper:joe-us"])
+    ask(chat, msg(user="v5", text="/voice train"))
+    for sentence in ("Hello, this is my own voice. I am recording it so you can learn how I sound.",
+                     "I like long walks by the river on a quiet Sunday morning with my dog."):
+        ask(chat, msg(user="v5", audio=say(sentence), audio_mime="audio/ogg"))
+    done = msg(user="v5", text="/voice done")
+    thanks, learned = ask(chat, done)
+    assert thanks.text == LEARNING and learned.text.startswith("Thank you! I've learned your voice from 2 clips")
+    learning = chat.outbox.get(f"{message_key('telegram', 'v5', done.message_id)}:learning").reply.text
+    assert learning == ("Learning your voice now: fitting the nearest stock voice to yours. That takes "
+                        "under a minute; I'll tell you when it's done.")
+
+
 def test_a_training_clip_job_run_again_keeps_the_clip_once(chat, say):
     from core.delivery import Envelope
     from workers import jobs

@@ -207,3 +207,25 @@ def test_the_embedded_queue_journal_outlives_the_process(tmp_path):
     restarted.close()
     assert open(ran).read().splitlines() == ["finished", "left behind"]
     assert journal.unfinished() == []
+
+
+def counting_to_three() -> str:
+    """A long job as registration is one: it says how far it is as it goes."""
+    from workers import progress
+
+    for done in range(1, 4):
+        progress.report("counting", done, 3)
+    return "counted"
+
+
+def test_a_job_says_how_far_it_is_through_either_queue(rq_queue):
+    handle = rq_queue.submit(counting_to_three, description="progress test")
+    work(rq_queue)  # another process's worker, as in production: the steps travel in the job's meta
+    assert handle.result(10) == "counted" and handle.progress() == ("counting", 3, 3)
+
+    embedded = EmbeddedQueue()
+    try:
+        handle = embedded.submit(counting_to_three)
+        assert handle.result(10) == "counted" and handle.progress() == ("counting", 3, 3)
+    finally:
+        embedded.close()

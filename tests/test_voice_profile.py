@@ -38,6 +38,10 @@ def test_a_registered_voice_speaks_the_replies_and_closes_much_of_the_gap(tmp_pa
 
     trained = heartline("voice", "train", "--user", "u2", "--consent", *files)
     assert trained.returncode == 0, trained.stderr
+    # A progress bar for each part of the minutes of work (comparing with every stock voice
+    # first, too, on an install that has not done it yet).
+    assert "trying the nearest voices on your words" in trained.stderr
+    assert "fitting the voice to yours" in trained.stderr
     # The nearest stock voice to a woman's voice is one of Kokoro's women's voices.
     assert re.search(r"replies use world-vc:kokoro:[ab]f_", trained.stdout), trained.stdout
     assert "3 clips" in heartline("voice", "status", "--user", "u2").stdout

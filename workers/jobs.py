@@ -7,6 +7,7 @@ import logging
 import threading
 import time
 import uuid
+from collections.abc import Callable
 from dataclasses import replace
 from datetime import datetime, timedelta, timezone
 
@@ -18,7 +19,7 @@ from core.pipeline import Pipeline
 from core.turn import Turn, VoiceProfile
 from storage.outbox import Outbox
 from storage.users import UserStore
-from workers import monitoring
+from workers import monitoring, progress
 
 log = logging.getLogger(__name__)
 
@@ -190,9 +191,12 @@ def check_voice_clip(audio: bytes, mime_type: str | None) -> dict:
             "seconds": round(checked.audio.duration_s, 2)}
 
 
-def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime) -> dict:
-    """Make the user's voice profile from their checked clips (WAV bytes and transcripts)."""
-    from models.voice.stock_voices import fit_user_voice, reply_voices
+def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: datetime,
+                   starting: Callable[[str, float], None] | None = None) -> dict:
+    """Make the user's voice profile from their checked clips (WAV bytes and transcripts).
+    `starting(what, seconds)` hears what it will do and about how long that takes, once the
+    clips passed their checks; its steps go to `workers.progress` as they are done."""
+    from models.voice.stock_voices import SHORTLIST, fit_user_voice, reply_voices, seconds_to_fit, uncompared
     from models.voice.clips import check_one_speaker
     from storage.voices import VoiceProfileStore
 
@@ -206,7 +210,14 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
         check_one_speaker(embeddings)
     except InputError as error:
         return {"error": {"kind": "input", "message": str(error)}}
-    conversion = fit_user_voice(audio, transcripts, encoder, reply_voices(), cache_dir=settings.models_dir)
+    candidates = reply_voices()
+    if starting is not None:
+        compare = uncompared(candidates, encoder, settings.models_dir) if len(candidates) > SHORTLIST else []
+        what = (f"comparing it with {len(compare)} stock voices, then fitting the nearest to yours"
+                if compare else "fitting the nearest stock voice to yours")
+        starting(what, seconds_to_fit(candidates, encoder, settings.models_dir))
+    conversion = fit_user_voice(audio, transcripts, encoder, candidates, cache_dir=settings.models_dir,
+                                progress=progress.report)
     engine = pipeline.stages.synthesizer.engine_for(VoiceProfile(user_key, (), conversion=conversion))
     voice = sum(embeddings) / len(embeddings)
     storage = wiring.open_storage(settings)
@@ -299,6 +310,15 @@ def chat_voice_clip(envelope: Envelope, audio: bytes, mime_type: str | None) -> 
     _answer(envelope, f"Got clip {count} ({clip['seconds']:.0f} s). {more}")
 
 
+LEARNING_NOW = "Learning your voice now: {what}. That takes {about}; I'll tell you when it's done."
+
+
+def about(seconds: float) -> str:
+    """"about a minute", "about 3 minutes": a wait as a person would say it."""
+    minutes = round(seconds / 60)
+    return "under a minute" if minutes < 1 else "about a minute" if minutes == 1 else f"about {minutes} minutes"
+
+
 def chat_register_voice(envelope: Envelope, consented_at: datetime) -> None:
     """/voice done: the voice learned from the clips kept since /voice train."""
     if current_outbox().has(envelope.key):
@@ -309,7 +329,11 @@ def chat_register_voice(envelope: Envelope, consented_at: datetime) -> None:
         _answer(envelope, f"I need at least {MIN_CLIPS} clips; I have {len(clips)}. "
                           "Send another voice note.", problem="input")
         return
-    profile = register_voice(envelope.user_key, clips, consented_at)
+    def starting(what: str, seconds: float) -> None:  # said before the minutes of work, not after
+        current_outbox().put(replace(envelope.answer(Outgoing(text=LEARNING_NOW.format(
+            what=what, about=about(seconds)))), key=f"{envelope.key}:learning"))
+
+    profile = register_voice(envelope.user_key, clips, consented_at, starting)
     if "error" in profile:
         _answer(envelope, profile["error"]["message"], problem="input")
         return

@@ -21,7 +21,7 @@ from typing import TYPE_CHECKING, Any, Protocol
 from config.settings import Settings
 from core.errors import InputError
 from core.turn import Turn
-from workers import jobs
+from workers import jobs, progress
 
 if TYPE_CHECKING:
     from storage.journal import JobJournal
@@ -46,6 +46,9 @@ class JobHandle(Protocol):
 
     def result(self, timeout: float) -> Any:
         """The job's result; raises InputError, JobFailed or TimeoutError."""
+
+    def progress(self) -> tuple[str, int, int] | None:
+        """What the job last said of how far it is (`workers.progress.report`), if anything."""
 
 
 class JobQueue(Protocol):
@@ -78,6 +81,10 @@ class EmbeddedHandle:
         self.job_id = job_id
         self.future = future
         self.journaled = journaled
+        self.last_progress: tuple[str, int, int] | None = None
+
+    def progress(self) -> tuple[str, int, int] | None:
+        return self.last_progress
 
     def result(self, timeout: float) -> Any:
         try:
@@ -149,7 +156,7 @@ class EmbeddedQueue:
             with self._lock:
                 self._waiting -= 1
         try:
-            result = job(*args)
+            result = _reporting_to(handle, job, args)
             self._finished(handle)
             handle.future.set_result(result)
             return
@@ -190,12 +197,25 @@ class EmbeddedQueue:
         self._executor.shutdown(wait=False, cancel_futures=True)
 
 
+def _reporting_to(handle: EmbeddedHandle, job: Callable, args: tuple) -> Any:
+    """`job(*args)`, its progress reports kept on its handle."""
+    reporting = progress.embedded_reporter.set(lambda step: setattr(handle, "last_progress", step))
+    try:
+        return job(*args)
+    finally:
+        progress.embedded_reporter.reset(reporting)
+
+
 class RedisHandle:
     FINAL = {"finished", "failed", "stopped", "canceled"}
 
     def __init__(self, job) -> None:
         self.job = job
         self.job_id = job.id
+
+    def progress(self) -> tuple[str, int, int] | None:
+        step = self.job.get_meta(refresh=True).get("progress")
+        return tuple(step) if step else None
 
     def result(self, timeout: float) -> Any:
         deadline = time.monotonic() + timeout

@@ -110,7 +110,7 @@ def _speech_seconds(analyses: list[Analysis]) -> float:
 
 
 def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
-        stock_rendering: list[PcmAudio] | None, encoder=None) -> dict:
+        stock_rendering: list[PcmAudio] | None, encoder=None, progress=None) -> dict:
     """Conversion statistics from the user's clips and the stock voice speaking their transcripts.
 
     Without `stock_rendering` only the user's side is stored, and each reply is measured against
@@ -144,15 +144,21 @@ def fit(user_clips: list[PcmAudio], user_transcripts: list[str],
         stats.update(_spectral_stats(spectra, warp, stats))
     else:
         voice = encoder.embed_speaker(user_clips)
+        trials = len(WARP_GRID) + len(WARP_REFINEMENTS)
 
         def closeness(warp: float) -> float:
             trial = {**stats, **_spectral_stats(spectra, warp, stats)}
             converted = [_convert(analysis, trial, 1.0, audio) for analysis, audio in zip(stock, stock_rendering)]
+            if progress:  # `progress(what, done, total)`, as stock_voices.Progress
+                progress("fitting the voice to yours", len(scores) + 1, trials)
             return float(np.dot(encoder.embed_speaker(converted), voice))
 
-        scores = {warp: closeness(warp) for warp in WARP_GRID}
+        scores: dict[float, float] = {}
+        for warp in WARP_GRID:
+            scores[warp] = closeness(warp)
         coarse = max(scores, key=scores.get)
-        scores.update({coarse * scale: closeness(coarse * scale) for scale in WARP_REFINEMENTS})
+        for scale in WARP_REFINEMENTS:
+            scores[coarse * scale] = closeness(coarse * scale)
         warp = max(scores, key=scores.get)
         stats.update(_spectral_stats(spectra, warp, stats))
     tempo = _speech_seconds(stock) / max(_speech_seconds(user), 1e-3)

@@ -17,7 +17,7 @@ import threading
 from dataclasses import dataclass, field
 from functools import cache
 from pathlib import Path
-from typing import Protocol
+from typing import Callable, Protocol
 
 import numpy as np
 
@@ -29,6 +29,13 @@ ESPEAK_ACCENTS = ("en-us", "en-gb-x-rp", "en-gb-scotland", "en-029", "en-us-nyc"
 ESPEAK_WPM = 175  # eSpeak NG's default speaking rate
 SHORTLIST = 4  # voices judged on the user's own words; the rest fall out on one reference sentence
 REFERENCE_SENTENCE = "Please call Stella and ask her to bring these things with her from the store."
+# What a registration costs on 2 cores, for telling the user how long it will take.
+SECONDS_PER_REFERENCE = 3.7  # a stock voice not yet compared on this install
+SECONDS_PER_CANDIDATE = 14.0  # a shortlisted voice speaking the user's own words
+SECONDS_TO_FIT = 10.0  # the formant warp's trials
+
+# Told how far a registration is: (what it is doing, steps done, steps in that part).
+Progress = Callable[[str, int, int], None]
 # eSpeak's API constants (speak_lib.h).
 _SYNCHRONOUS = 2
 _CHARS_UTF8 = 1
@@ -165,7 +172,7 @@ class EspeakVoice:
 
 
 def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[str],
-                   cache_dir: Path | None = None) -> list[Candidate]:
+                   cache_dir: Path | None = None, progress: Progress | None = None) -> list[Candidate]:
     """The stock voices closest to `target`, best first, each judged speaking the user's own words.
 
     Speaking the same texts as the user's clips keeps the words from biasing the comparison. That
@@ -173,18 +180,21 @@ def nearest_voices(target: np.ndarray, encoder, texts: list[str], names: list[st
     reference sentence per voice (see `reference_embeddings`).
     """
     if len(names) > SHORTLIST:
-        references = reference_embeddings(names, encoder, cache_dir)
+        references = reference_embeddings(names, encoder, cache_dir, progress)
         names = sorted(names, key=lambda name: -float(np.dot(references[name], target)))[:SHORTLIST]
     ranked = []
-    for name in names:
+    for done, name in enumerate(names, 1):
         voice = load_voice(name)
         rendering = [voice.synthesize(text, VoiceStyle()) for text in texts]
         embedding = encoder.embed_speaker(rendering)
         ranked.append(Candidate(name, float(np.dot(embedding, target)), rendering))
+        if progress:
+            progress("trying the nearest voices on your words", done, len(names))
     return sorted(ranked, key=lambda candidate: -candidate.similarity)
 
 
-def reference_embeddings(names: list[str], encoder, cache_dir: Path | None = None) -> dict[str, np.ndarray]:
+def reference_embeddings(names: list[str], encoder, cache_dir: Path | None = None,
+                         progress: Progress | None = None) -> dict[str, np.ndarray]:
     """Each voice's embedding speaking REFERENCE_SENTENCE.
 
     Measured on 2 cores: ~3.7 s per Kokoro voice, 108 s for all 29 reply voices, which was over
@@ -192,14 +202,16 @@ def reference_embeddings(names: list[str], encoder, cache_dir: Path | None = Non
     first registration on an install pays. The file's name says which encoder and sentence made
     it; delete it after replacing a voice's model under the same name.
     """
-    tag = hashlib.sha256(f"{encoder.name}\n{REFERENCE_SENTENCE}".encode()).hexdigest()[:12]
-    path = cache_dir / f"stock-voice-references-{tag}.npz" if cache_dir else None
+    path = _references_file(encoder, cache_dir) if cache_dir else None
     known = {}
     if path and path.exists():
         with np.load(path) as stored:
             known = {name: stored[name] for name in stored.files}
     missing = [name for name in names if name not in known]
-    known.update({name: _reference_embedding(name, encoder) for name in missing})
+    for done, name in enumerate(missing, 1):
+        known[name] = _reference_embedding(name, encoder)
+        if progress:
+            progress("comparing your voice with the stock voices", done, len(missing))
     if path and missing:
         path.parent.mkdir(parents=True, exist_ok=True)
         partial = path.with_name(path.stem + ".partial.npz")
@@ -213,8 +225,31 @@ def _reference_embedding(name: str, encoder) -> np.ndarray:
     return encoder.embed(load_voice(name).synthesize(REFERENCE_SENTENCE, VoiceStyle()))
 
 
+def _references_file(encoder, cache_dir: Path) -> Path:
+    tag = hashlib.sha256(f"{encoder.name}\n{REFERENCE_SENTENCE}".encode()).hexdigest()[:12]
+    return cache_dir / f"stock-voice-references-{tag}.npz"
+
+
+def uncompared(names: list[str], encoder, cache_dir: Path | None) -> list[str]:
+    """The voices whose reference embedding this install has not kept yet."""
+    path = _references_file(encoder, cache_dir) if cache_dir else None
+    if not path or not path.exists():
+        return list(names)
+    with np.load(path) as stored:
+        return [name for name in names if name not in stored.files]
+
+
+def seconds_to_fit(candidates: list[str], encoder, cache_dir: Path | None) -> float:
+    """About how long fit_user_voice will take here (2 cores; a GPU is quicker)."""
+    if len(candidates) == 1:
+        return SECONDS_PER_CANDIDATE + SECONDS_TO_FIT
+    compare = len(uncompared(candidates, encoder, cache_dir)) if len(candidates) > SHORTLIST else 0
+    return (compare * SECONDS_PER_REFERENCE + min(SHORTLIST, len(candidates)) * SECONDS_PER_CANDIDATE
+            + SECONDS_TO_FIT)
+
+
 def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str],
-                   cache_dir: Path | None = None) -> dict:
+                   cache_dir: Path | None = None, progress: Progress | None = None) -> dict:
     """Conversion statistics toward the user, from the candidate stock voice nearest to them.
 
     The stock voice's name is stored with the statistics: replies must be spoken by it.
@@ -226,9 +261,10 @@ def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candi
         name = candidates[0]
         rendering = [load_voice(name).synthesize(text, VoiceStyle()) for text in transcripts]
     else:  # the nearest voice has already spoken the transcripts to be ranked
-        best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates, cache_dir)[0]
+        best = nearest_voices(encoder.embed_speaker(clips), encoder, transcripts, candidates, cache_dir,
+                              progress)[0]
         name, rendering = best.name, best.rendering
-    stats = conversion.fit(clips, transcripts, rendering, encoder)
+    stats = conversion.fit(clips, transcripts, rendering, encoder, progress)
     stats["stock_voice"] = name
     return stats
 
