@@ -13,6 +13,7 @@ from datetime import datetime, timedelta, timezone
 from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
+from storage.db import sqlite_file_lock
 from storage.quotas import KINDS, today
 from storage.tables import AuditEntry, DailyUsage, Message, ModerationEvent, User
 from storage.tables import VoiceProfile as VoiceProfileRow
@@ -66,9 +67,12 @@ class Moderation:
              mute_for: timedelta) -> tuple[int, datetime | None]:
         """One more warning; the `limit`-th (and each after) mutes for `mute_for`, as
         communities' bots escalate. Returns the count and the mute's end, if one began."""
-        with self.sessions.begin() as session:
+        # Counted in the database, one warning at a time (SQLite has no row locks): two warnings
+        # at once both count, where a read-then-write lost one of them.
+        with sqlite_file_lock(self.sessions.kw["bind"], "moderation"), self.sessions.begin() as session:
             user = get_or_create_user(session, *split_user_key(user_key))
-            user.warnings = (user.warnings or 0) + 1
+            session.execute(update(User).where(User.id == user.id).values(warnings=User.warnings + 1))
+            session.refresh(user, ["warnings"])
             _audit(session, actor, "warn", user_key, reason, {"warnings": user.warnings})
             if user.warnings < limit:
                 return user.warnings, None

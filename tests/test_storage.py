@@ -396,3 +396,16 @@ def test_daily_quotas_hold_when_many_take_at_once_and_count_voice_after_the_fact
     assert quotas.take("discord:9", "registrations") and not quotas.take("discord:9", "registrations")
     unlimited = Quotas(session_factory(engine), DailyQuota())
     assert all(unlimited.take("discord:9", "turns") for _ in range(3))
+
+
+def test_warnings_given_at_once_all_count(engine):
+    from concurrent.futures import ThreadPoolExecutor
+    from datetime import timedelta
+
+    from storage.moderation import Moderation
+
+    moderation = Moderation(session_factory(engine))
+    with ThreadPoolExecutor(4) as pool:
+        counts = list(pool.map(lambda n: moderation.warn(f"telegram:{n}", "telegram:777", None, 100,
+                                                         timedelta(hours=1))[0], range(8)))
+    assert sorted(counts) == list(range(1, 9)) and moderation.user("telegram:777")["warnings"] == 8

@@ -75,7 +75,7 @@ def tiny_model_dir(tmp_path_factory) -> Path:
     with coqui_importable():
         from TTS.tts.configs.xtts_config import XttsConfig
         from TTS.tts.layers.xtts.tokenizer import VoiceBpeTokenizer
-        from TTS.tts.models.voice.xtts import Xtts
+        from TTS.tts.models.xtts import Xtts
 
     folder = tmp_path_factory.mktemp("xtts-tiny")
     config = XttsConfig()
