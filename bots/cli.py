@@ -87,6 +87,17 @@ def _parser() -> argparse.ArgumentParser:
     reply.add_argument("--json", action="store_true", help="print the result as JSON")
     reply.set_defaults(handler=_reply)
 
+    analyze = commands.add_parser(
+        "analyze", help="who speaks when in a recording, and how each of them feels, utterance by utterance")
+    analyze.add_argument("file", type=Path, metavar="FILE", help="a recording in any audio format")
+    analyze.add_argument("--speakers", type=int, metavar="N", help="how many people speak (default: found)")
+    analyze.add_argument("--ground-truth", type=Path, metavar="FILE.json",
+                         help='{"utterances": [{"speaker", "start", "end", "emotion"}]}: score the analysis')
+    analyze.add_argument("--out", type=Path, metavar="DIR",
+                         help="where report.json and timeline.png go (default: data dir/analysis/FILE)")
+    analyze.add_argument("--json", action="store_true")
+    analyze.set_defaults(handler=_analyze)
+
     transcribe = commands.add_parser("transcribe", help="print what is said in audio files")
     transcribe.add_argument("files", nargs="+", type=Path, metavar="FILE")
     transcribe.add_argument("--json", action="store_true",
@@ -434,6 +445,73 @@ def _describe(result: dict) -> str:
         lines.append(f"voice:     {where} ({audio['duration_s']:.1f} s)")
     lines.append(f"took:      {result['metadata']['processing_time']:.1f} s")
     return "\n".join(lines)
+
+
+LONGEST_RECORDING_S = 4 * 3600
+
+
+def _analyze(args: argparse.Namespace, settings: Settings) -> int:
+    import numpy as np
+    from tqdm import tqdm
+
+    from config import wiring
+    from core.analysis import analyse
+    from models.audio.codec import PyAvCodec
+    from models.tools.conversation_scoring import TruthError, load_truth, score
+    from models.tools.plots import draw_confusion, draw_timeline
+    from models.voice.speaker import cluster_speakers
+
+    if args.speakers is not None and args.speakers < 1:
+        raise CliError("--speakers is at least 1")
+    truth = None
+    if args.ground_truth is not None:
+        try:
+            truth = load_truth(args.ground_truth)
+        except TruthError as error:
+            raise CliError(str(error)) from None
+    try:
+        data = args.file.read_bytes()
+    except OSError as error:
+        raise CliError(f"cannot read {args.file}: {error.strerror}") from None
+    wiring.offline_environment(settings)
+    audio = PyAvCodec().decode(data, None, LONGEST_RECORDING_S)
+    del data
+    bar = tqdm(total=round(audio.duration_s), desc="analysing", unit="s", file=sys.stderr, disable=False)
+
+    def heard_up_to(seconds: float) -> None:
+        bar.update(min(round(seconds), bar.total) - bar.n)
+
+    try:
+        analysis = analyse(audio, wiring.transcriber(settings), wiring.speaker_encoder(settings),
+                           lambda embeddings, n: cluster_speakers(np.array(embeddings), n),
+                           wiring.text_emotion_reader(settings), wiring.voice_emotion_reader(settings),
+                           dict(settings.fusion_weights), args.speakers, heard_up_to).to_dict()
+    finally:
+        bar.close()
+    out = args.out or settings.data_dir / "analysis" / args.file.stem
+    out.mkdir(parents=True, exist_ok=True)
+    draw_timeline(analysis, out / "timeline.png")
+    if truth is not None:
+        analysis["scores"] = score(analysis, truth)
+        scores = analysis["scores"]
+        draw_confusion({"confusion": scores["confusion"], "modality": "conversation",
+                        "accuracy": scores["emotion_accuracy"], "macro_f1": scores["emotion_macro_f1"]},
+                       out / "confusion.png")
+    (out / "report.json").write_text(json.dumps(analysis, indent=2, ensure_ascii=False))
+    if args.json:
+        print(json.dumps(analysis, indent=2, ensure_ascii=False))
+    else:
+        for u in analysis["utterances"]:
+            print(f"{u['start']:7.1f}-{u['end']:7.1f} {u['speaker']} {u['emotion']:<8} {u['confidence']:.2f}  "
+                  f"{u['text']}  ({u['reason']})")
+        print(analysis["summary"])
+        if truth is not None:
+            s = analysis["scores"]
+            print(f"against the ground truth: DER {s['diarization_error_rate']:.3f}, speakers "
+                  f"{s['speakers']['found']} of {s['speakers']['true']}, emotion accuracy "
+                  f"{s['emotion_accuracy']:.3f}, macro-F1 {s['emotion_macro_f1']:.3f}")
+    print(f"report.json and timeline.png in {out}", file=sys.stderr)
+    return 0
 
 
 def _transcribe(args: argparse.Namespace, settings: Settings) -> int:

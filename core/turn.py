@@ -65,6 +65,11 @@ class PcmAudio:
     def duration_s(self) -> float:
         return len(self.samples) / self.sample_rate
 
+    def slice(self, start_s: float, end_s: float) -> PcmAudio:
+        """The stretch from `start_s` to `end_s` (a view: no samples are copied)."""
+        return PcmAudio(self.samples[int(start_s * self.sample_rate): int(end_s * self.sample_rate)],
+                        self.sample_rate)
+
 
 @dataclass(frozen=True)
 class Transcript:

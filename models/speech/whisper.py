@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import importlib.util
 import shutil
+from collections.abc import Iterator
 from pathlib import Path
 
 from core.turn import PcmAudio, Transcript
@@ -95,4 +96,14 @@ class FasterWhisperTranscriber:
         text = " ".join(segment.text.strip() for segment in segments).strip()
         # With no speech there is nothing to detect a language from.
         return Transcript(text=text, language=info.language if text else None)
+
+    def segments(self, audio: PcmAudio) -> Iterator[tuple[float, float, str]]:
+        """(start, end, text) of each stretch of speech, as faster-whisper yields them: a long
+        recording is decoded window by window, never all at once."""
+        found, _ = self.model.transcribe(
+            audio.samples, beam_size=self.beam_size, language="en" if self.english_only else None,
+            vad_filter=True, condition_on_previous_text=False)
+        for segment in found:
+            if segment.text.strip():
+                yield float(segment.start), float(segment.end), segment.text.strip()
 
