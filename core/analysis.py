@@ -64,7 +64,12 @@ def analyse(audio: PcmAudio, segmenter: Segmenter, embedder: VoiceEmbedder,
     pieces = []
     for start, end, text in segmenter.segments(audio):
         clip = audio.slice(start, end)
-        voice = embedder.embed(clip) if end - start >= SHORTEST_VOICE_S else None
+        voice = None
+        if end - start >= SHORTEST_VOICE_S:
+            try:
+                voice = embedder.embed(clip)
+            except ValueError:  # too little voiced sound in it to tell whose it is
+                voice = None
         pieces.append((start, end, text, clip, voice))
         if progress:
             progress(end)
