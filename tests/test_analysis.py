@@ -42,3 +42,17 @@ def test_a_bad_ground_truth_is_refused_and_one_speaker_can_be_asked_for(conversa
     assert "utterance 1 ends before it starts" in capsys.readouterr().err
     assert main(["analyze", str(recording), "--speakers", "1", "--out", str(tmp_path / "one"), "--json"]) == 0
     assert {u["speaker"] for u in json.loads(capsys.readouterr().out)["utterances"]} == {"S1"}
+
+
+def test_a_recording_with_no_speech_says_so(pipeline, tmp_path, capsys):
+    import numpy as np
+
+    from core.turn import PcmAudio
+    from models.audio.codec import PyAvCodec
+
+    silence = tmp_path / "silence.wav"
+    silence.write_bytes(PyAvCodec().encode_wav(PcmAudio(np.zeros(16000 * 4, np.float32), 16000)))
+    assert main(["analyze", str(silence), "--out", str(tmp_path / "out"), "--json"]) == 0
+    report = json.loads(capsys.readouterr().out)
+    assert report == {"speakers": [], "utterances": [], "summary": "No speech was found in the recording."}
+    assert (tmp_path / "out" / "timeline.png").is_file()

@@ -50,8 +50,9 @@ def draw_timeline(analysis: dict, path: Path) -> None:
     axes.invert_yaxis()
     axes.set_xlabel("seconds")
     used = sorted({u["emotion"] for u in analysis["utterances"]})
-    axes.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours.get(e, "#444444")) for e in used],
-                labels=used, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
+    if used:  # a recording with no speech has nothing to key
+        axes.legend(handles=[plt.Rectangle((0, 0), 1, 1, color=colours.get(e, "#444444")) for e in used],
+                    labels=used, loc="upper left", bbox_to_anchor=(1.0, 1.0), fontsize=8)
     axes.set_title("emotion by speaker (paler: less sure)")
     figure.tight_layout()
     path.parent.mkdir(parents=True, exist_ok=True)
