@@ -72,6 +72,11 @@ def _when(moment: datetime) -> str:
     return f"{moment:%d %b %H:%M} UTC"
 
 
+def _minute(iso: str) -> str:
+    """"2026-12-03T10:00:41+00:00" as "2026-12-03 10:00"."""
+    return iso[:16].replace("T", " ")
+
+
 class AdminDesk:
     def __init__(self, moderation: Moderation, settings: Settings) -> None:
         self.moderation = moderation
@@ -87,7 +92,7 @@ class AdminDesk:
         for flag in flags:
             scores = ", ".join(f"{name} {value:.2f}" for name, value in flag["scores"].items())
             status = "" if flag["status"] == "open" else f" [{flag['status']}]"
-            lines.append(f"#{flag['id']} {flag['at'][:16].replace('T', ' ')} {flag['user']} "
+            lines.append(f"#{flag['id']} {_minute(flag['at'])} {flag['user']} "
                          f"{flag['kind']}: {', '.join(flag['reasons'])}"
                          + (f" ({scores})" if scores else "") + status)
         return Done(flags, "\n".join(lines) or "No open flags.")
@@ -104,7 +109,7 @@ class AdminDesk:
         words = f"Flag {flag_id} {done['status']}."
         if verdict == "approve":
             words += f" {done['user']} now has {done['warnings']} warning(s)" + (
-                f" and is muted until {done['muted_until'][:16].replace('T', ' ')} UTC." if done["muted_until"] else ".")
+                f" and is muted until {_minute(done['muted_until'])} UTC." if done["muted_until"] else ".")
         return Done(done, words)
 
     def warn(self, actor: str, target: str, reason: str | None) -> Done:
@@ -155,7 +160,7 @@ class AdminDesk:
 
     def audit(self, limit: int = 20, target: str | None = None) -> Done:
         rows = self.moderation.audit(limit, target)
-        words = "\n".join(f"{r['at'][:16].replace('T', ' ')} {r['actor']} {r['action']} {r['target'] or '-'}"
+        words = "\n".join(f"{_minute(r['at'])} {r['actor']} {r['action']} {r['target'] or '-'}"
                           + (f": {r['reason']}" if r["reason"] else "") for r in rows)
         return Done(rows, words or "No admin actions yet.")
 

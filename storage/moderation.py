@@ -14,8 +14,8 @@ from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session, sessionmaker
 
 from storage.db import sqlite_file_lock
-from storage.quotas import KINDS, today
-from storage.tables import AuditEntry, DailyUsage, Message, ModerationEvent, User
+from storage.quotas import used_today
+from storage.tables import AuditEntry, Message, ModerationEvent, User
 from storage.tables import VoiceProfile as VoiceProfileRow
 from storage.turns import get_or_create_user, split_user_key
 from storage.users import UserPrefs
@@ -164,8 +164,7 @@ class Moderation:
             flags = session.scalar(select(func.count(ModerationEvent.id)).where(
                 ModerationEvent.user_id == user.id, ModerationEvent.status == "open"))
             voice = session.scalar(select(VoiceProfileRow.model_name).where(VoiceProfileRow.user_id == user.id))
-            usage = session.scalar(select(DailyUsage).where(DailyUsage.user_key == user_key,
-                                                            DailyUsage.day == today()))
+            usage = used_today(session, user_key)
             until = user.muted_until
             return {
                 "user": user_key, "known": True, "messages": messages,
@@ -173,7 +172,7 @@ class Moderation:
                 "warnings": user.warnings or 0, "open_flags": flags, "banned": user.banned,
                 "muted_until": until.isoformat() if until and until > _now() else None,
                 "voice_registered": voice is not None, "rate_limit": user.rate_limit,
-                "today": {kind: round(getattr(usage, kind), 1) if usage else 0 for kind in KINDS},
+                "today": {kind: round(value, 1) for kind, value in usage.items()},
                 "since": user.created_at.isoformat(),
             }
 

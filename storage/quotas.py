@@ -88,11 +88,14 @@ class Quotas:
                 DailyUsage.voice_told.is_(False)).values(voice_told=True)).rowcount == 1
 
     def used(self, user_key: str) -> dict[str, float]:
-        """Today's counts, for the chat and for admins."""
         with self.sessions() as session:
-            row = session.scalar(select(DailyUsage).where(DailyUsage.user_key == user_key,
-                                                          DailyUsage.day == today()))
-        return {kind: (getattr(row, kind) if row else 0) for kind in KINDS}
+            return used_today(session, user_key)
+
+
+def used_today(session: Session, user_key: str) -> dict[str, float]:
+    """The user's counts today, for the chat and for admins."""
+    row = session.scalar(select(DailyUsage).where(DailyUsage.user_key == user_key, DailyUsage.day == today()))
+    return {kind: (getattr(row, kind) if row else 0) for kind in KINDS}
 
 
 def _ensure_row(session: Session, user_key: str) -> None:

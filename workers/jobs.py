@@ -119,7 +119,8 @@ def _moderate(turn: Turn, flags: list[str]) -> None:
 
     settings = current_settings()
     crisis, threat = "self_harm" in flags, "threat" in flags and settings.threat_mute_hours > 0
-    if not (crisis or threat) or envelope_of(turn) is None:
+    source = envelope_of(turn)
+    if not (crisis or threat) or source is None:
         return
     at = datetime.now(timezone.utc)
     words = dict(user=turn.user_key, at=f"{at:%d %b %H:%M} UTC")
@@ -132,7 +133,7 @@ def _moderate(turn: Turn, flags: list[str]) -> None:
         alert = THREAT_ALERT.format(**words, until=f"{until:%d %b %H:%M} UTC")
     log.warning("a %s message flagged %s; telling %d admin(s)", turn.platform,
                 "self-harm" if crisis else "a threat", len(settings.admins))
-    outbox, key = current_outbox(), envelope_of(turn).key
+    outbox, key = current_outbox(), source.key
     for admin in settings.admins:
         platform, _, admin_id = admin.partition(":")
         if platform == "web":  # a web chat session is no one to message later
@@ -196,7 +197,7 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
     """Make the user's voice profile from their checked clips (WAV bytes and transcripts).
     `starting(what, seconds)` hears what it will do and about how long that takes, once the
     clips passed their checks; its steps go to `workers.progress` as they are done."""
-    from models.voice.stock_voices import SHORTLIST, fit_user_voice, reply_voices, seconds_to_fit, uncompared
+    from models.voice.stock_voices import fit_user_voice, fitting_plan, reply_voices
     from models.voice.clips import check_one_speaker
     from storage.voices import VoiceProfileStore
 
@@ -212,10 +213,10 @@ def register_voice(user_key: str, clips: list[tuple[bytes, str]], consented_at: 
         return {"error": {"kind": "input", "message": str(error)}}
     candidates = reply_voices()
     if starting is not None:
-        compare = uncompared(candidates, encoder, settings.models_dir) if len(candidates) > SHORTLIST else []
+        compare, seconds = fitting_plan(candidates, encoder, settings.models_dir)
         what = (f"comparing it with {len(compare)} stock voices, then fitting the nearest to yours"
                 if compare else "fitting the nearest stock voice to yours")
-        starting(what, seconds_to_fit(candidates, encoder, settings.models_dir))
+        starting(what, seconds)
     conversion = fit_user_voice(audio, transcripts, encoder, candidates, cache_dir=settings.models_dir,
                                 progress=progress.report)
     engine = pipeline.stages.synthesizer.engine_for(VoiceProfile(user_key, (), conversion=conversion))

@@ -19,6 +19,8 @@ OPUS_RATE = 48_000
 # Speech stays clear at 32 kbit/s with Opus' VoIP tuning; a minute is ~240 KB, far under
 # Telegram's 1 MB voice-bubble limit.
 OPUS_BITRATE = 32_000
+# The names of files that hold audio, when a folder of clips is read (training, evaluation).
+AUDIO_SUFFIXES = {".wav", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".flac", ".webm"}
 
 
 class PyAvCodec:

@@ -14,22 +14,19 @@ from pathlib import Path
 
 from core.emotions import to_shared
 from core.metrics import classification_report
-
-
-class TruthError(ValueError):
-    """A ground-truth file that cannot be used; the message says where and why."""
+from models.tools import DataError
 
 
 def load_truth(path: Path) -> list[dict]:
     try:
         rows = json.loads(path.read_text(encoding="utf-8"))["utterances"]
     except (OSError, ValueError, KeyError, TypeError) as error:
-        raise TruthError(f"{path}: not JSON with an \"utterances\" list ({error})") from None
+        raise DataError(f"{path}: not JSON with an \"utterances\" list ({error})") from None
     for n, row in enumerate(rows, 1):
         if not isinstance(row, dict) or not {"speaker", "start", "end", "emotion"} <= set(row):
-            raise TruthError(f"{path}: utterance {n} needs speaker, start, end and emotion")
+            raise DataError(f"{path}: utterance {n} needs speaker, start, end and emotion")
         if not float(row["start"]) < float(row["end"]):
-            raise TruthError(f"{path}: utterance {n} ends before it starts")
+            raise DataError(f"{path}: utterance {n} ends before it starts")
     return rows
 
 

@@ -28,15 +28,12 @@ import numpy as np
 from core.emotions import TO_SHARED, to_shared
 from core.metrics import classification_report
 from models.emotion.faces import LABELS, TRAINED_FILE, load_keras_weights, network
+from models.tools import DataError
 
 log = logging.getLogger(__name__)
 
 IMAGE_SUFFIXES = {".jpg", ".jpeg", ".png", ".webp", ".bmp"}
 CROP_SIDE = 100  # up to this many pixels a side, an image is a face crop already
-
-
-class DataError(ValueError):
-    """Training data that cannot be used; the message names the file and why."""
 
 
 @dataclass(frozen=True)
@@ -63,7 +60,7 @@ def labelled_images(folder: Path) -> list[tuple[Path, str]]:
     return found
 
 
-def crops(images: list[tuple[Path, str]], reader, where: Path) -> np.ndarray:
+def crops(images: list[tuple[Path, str]], reader, where: Path) -> list[np.ndarray]:
     """Each image as the network's 64x64 grey face crop."""
     from PIL import Image, UnidentifiedImageError
     from tqdm import tqdm
@@ -83,7 +80,7 @@ def crops(images: list[tuple[Path, str]], reader, where: Path) -> np.ndarray:
         if found is None:
             raise DataError(f"{name}: no face found in it")
         out.append(found[0])
-    return np.stack(out)
+    return out
 
 
 def split(images: list, share: float, seed: int) -> tuple[list, list]:
@@ -114,7 +111,7 @@ def train(data: Path, out: Path, reader, base_weights: Path, options: Options = 
         fit, check = split(labelled_images(data), options.validation, options.seed)
     labels = sorted({label for _, label in fit + check})
     index = {label: i for i, label in enumerate(labels)}
-    fit_x, check_x = (reader.tensor(list(crops(images, reader, data))) for images in (fit, check))
+    fit_x, check_x = (reader.tensor(crops(images, reader, data)) for images in (fit, check))
     fit_y = torch.tensor([index[label] for _, label in fit])
     check_gold = [label for _, label in check]
 

@@ -24,14 +24,11 @@ from core.prompts import reply_request
 from core.reply_checks import recalled_memory, register
 from core.stages import LanguageIdentifier, TextEmotionReader
 from core.turn import EmotionScore, FusedEmotion, Memory, ReplyRequest
+from models.tools import DataError
 from storage.memory import MIN_WORDS, RECALLED
 from storage.turns import HISTORY_TURNS, RECENT_EMOTIONS
 
 MAX_REPLY_CHARS = 600
-
-
-class DataError(ValueError):
-    """A row the trainer or the evaluator cannot use; the message names the line and why."""
 
 
 @dataclass(frozen=True)

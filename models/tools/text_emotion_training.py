@@ -33,6 +33,7 @@ import numpy as np
 
 from core.emotions import TO_SHARED, to_shared
 from core.metrics import classification_report
+from models.tools import DataError
 
 log = logging.getLogger(__name__)
 
@@ -43,10 +44,6 @@ GOEMOTIONS = (
     "gratitude", "grief", "joy", "love", "nervousness", "optimism", "pride", "realization", "relief",
     "remorse", "sadness", "surprise", "neutral")
 PRESENT = 0.5  # a multi-label score from here up counts as a label the message carries
-
-
-class DataError(ValueError):
-    """Training data that cannot be used; the message names the line and why."""
 
 
 @dataclass(frozen=True)

@@ -25,14 +25,10 @@ import numpy as np
 from core.emotions import TO_SHARED, to_shared
 from core.errors import InputError
 from core.metrics import classification_report
+from models.audio.codec import AUDIO_SUFFIXES
 from models.emotion.prosody import FEATURES, features
 from models.emotion.voice import C, MODEL_FILE
-
-AUDIO_SUFFIXES = {".wav", ".ogg", ".oga", ".opus", ".mp3", ".m4a", ".flac", ".webm"}
-
-
-class DataError(ValueError):
-    """Training data that cannot be used; the message names the line or file and why."""
+from models.tools import DataError
 
 
 @dataclass(frozen=True)

@@ -230,22 +230,21 @@ def _references_file(encoder, cache_dir: Path) -> Path:
     return cache_dir / f"stock-voice-references-{tag}.npz"
 
 
-def uncompared(names: list[str], encoder, cache_dir: Path | None) -> list[str]:
-    """The voices whose reference embedding this install has not kept yet."""
-    path = _references_file(encoder, cache_dir) if cache_dir else None
-    if not path or not path.exists():
-        return list(names)
-    with np.load(path) as stored:
-        return [name for name in names if name not in stored.files]
-
-
-def seconds_to_fit(candidates: list[str], encoder, cache_dir: Path | None) -> float:
-    """About how long fit_user_voice will take here (2 cores; a GPU is quicker)."""
-    if len(candidates) == 1:
-        return SECONDS_PER_CANDIDATE + SECONDS_TO_FIT
-    compare = len(uncompared(candidates, encoder, cache_dir)) if len(candidates) > SHORTLIST else 0
-    return (compare * SECONDS_PER_REFERENCE + min(SHORTLIST, len(candidates)) * SECONDS_PER_CANDIDATE
-            + SECONDS_TO_FIT)
+def fitting_plan(candidates: list[str], encoder, cache_dir: Path | None) -> tuple[list[str], float]:
+    """The voices fit_user_voice will first compare the user with (those this install has not
+    kept a reference of, when there are enough to shortlist), and about how many seconds the
+    whole fit takes here (2 cores; a GPU is quicker)."""
+    compare = []
+    if len(candidates) > SHORTLIST:
+        path = _references_file(encoder, cache_dir) if cache_dir else None
+        kept = set()
+        if path and path.exists():
+            with np.load(path) as stored:
+                kept = set(stored.files)
+        compare = [name for name in candidates if name not in kept]
+    seconds = (len(compare) * SECONDS_PER_REFERENCE + min(SHORTLIST, len(candidates)) * SECONDS_PER_CANDIDATE
+               + SECONDS_TO_FIT)
+    return compare, seconds
 
 
 def fit_user_voice(clips: list[PcmAudio], transcripts: list[str], encoder, candidates: list[str],
